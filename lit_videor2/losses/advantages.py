@@ -1,0 +1,86 @@
+"""Group-relative advantages and the truncated-completion mask.
+
+Rows of one prompt are adjacent: ``rewards[g * G:(g + 1) * G]`` are the G completions of prompt ``g``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+AdvantageScale = Literal["group", "batch", "none"]
+_SCALES = ("group", "batch", "none")
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    group_size: int,
+    *,
+    scale: AdvantageScale = "group",
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Advantages of G completions per prompt relative to their group.
+
+    Args:
+        rewards: ``[B*G]`` total reward per completion, the G completions of a prompt adjacent.
+        group_size: G, completions per prompt.
+        scale: ``"group"``: ``(r - group mean) / (group std + eps)`` (the reference, DeepSeekMath, TRL default);
+            ``"batch"``: ``(r - group mean) / (batch std + eps)`` with the std over all ``B*G`` rewards;
+            ``"none"``: ``r - group mean`` (Dr.GRPO: no std scaling).
+        eps: added to the std before dividing.
+
+    Returns:
+        ``[B*G]`` advantages, float, on the device of ``rewards``.
+
+    Stds are unbiased (``torch.std``'s default), as in the reference and TRL. A group whose rewards are all equal
+    gets exactly zero advantage (not a rounding residue of ``r - mean``), and ``group_size == 1`` gives zeros (a
+    lone completion has nothing to be compared with; its std is undefined), so no NaN comes out of either case.
+    """
+    if scale not in _SCALES:
+        raise ValueError(f"Unknown advantage scale {scale!r}; valid: {', '.join(map(repr, _SCALES))}.")
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}.")
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [B*G], got shape {tuple(rewards.shape)}.")
+    numel = rewards.numel()
+    if numel % group_size != 0:
+        raise ValueError(
+            f"rewards has {numel} elements, not divisible by group_size={group_size}: "
+            f"a partial group (B*G must be a multiple of G; {numel} % {group_size} = {numel % group_size})."
+        )
+    rewards = rewards if rewards.is_floating_point() else rewards.float()
+    if group_size == 1 or numel == 0:
+        return torch.zeros_like(rewards)
+
+    grouped = rewards.view(-1, group_size)  # [B, G]
+    centered = grouped - grouped.mean(dim=1, keepdim=True)  # [B, G]
+    all_equal = (grouped == grouped[:, :1]).all(dim=1, keepdim=True)  # [B, 1]
+    centered = centered.masked_fill(all_equal, 0.0)
+    if scale == "group":
+        centered = centered / (grouped.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        centered = centered / (rewards.std() + eps)
+    return centered.reshape(-1)  # [B*G]
+
+
+def mask_truncated(mask: torch.Tensor, is_truncated: torch.Tensor) -> torch.Tensor:
+    """Zero the completion mask of completions that hit the token limit (DAPO's "overlong filtering").
+
+    Args:
+        mask: ``[N, T]`` completion mask (bool or float).
+        is_truncated: ``[N]`` bool, True where the completion ended without EOS.
+
+    Returns:
+        ``[N, T]`` mask of the same dtype with the rows of truncated completions all zero / False, so they add
+        nothing to the loss (and, for ``"bnpo"``/``"dapo"``, nothing to the token count either).
+    """
+    if is_truncated.shape != mask.shape[:1]:
+        raise ValueError(
+            f"is_truncated must have shape [N]={tuple(mask.shape[:1])} to match mask {tuple(mask.shape)}, "
+            f"got {tuple(is_truncated.shape)}."
+        )
+    keep = ~is_truncated.to(device=mask.device, dtype=torch.bool)  # [N]
+    if mask.dtype == torch.bool:
+        return mask & keep[:, None]
+    return mask * keep[:, None].to(mask.dtype)

@@ -1,0 +1,260 @@
+"""VideoDataModule: one data pipeline for SFT, GRPO and evaluation."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
+from lit_videor2.data.dataset import VideoDataset
+from lit_videor2.data.frames import FrameLoader, Overlay
+from lit_videor2.data.records import REASONING_INSTRUCTION
+from lit_videor2.data.sampler import ResumableSampler
+from lit_videor2.data.sampling import FrameSampling
+from lit_videor2.data.schema import OnError, load_records
+from lit_videor2.models.hub import load_processor
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "val", "test", "predict"]
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Annotation files + a video root -> batches for SFT (``mode='sft'``) or GRPO/evaluation (``mode='prompt'``).
+
+    Reads JSON/JSONL in the Video-R2 or Video-R1 schema (:mod:`lit_videor2.data.schema`), samples frames by
+    fps with frame and pixel bounds (:class:`FrameSampling`), decodes them in DataLoader workers with decord
+    (PyAV fallback), optionally burns in time/subtitles and caches decoded frames on disk, and collates with
+    the model's Hugging Face processor (:class:`VideoCollator`).
+    """
+
+    def __init__(
+        self,
+        processor: str | None = None,
+        train_file: str | None = None,
+        val_file: str | None = None,
+        test_file: str | None = None,
+        predict_file: str | None = None,
+        video_root: str | None = None,
+        mode: Literal["sft", "prompt"] = "sft",
+        batch_size: int = 1,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        sampling: FrameSampling = FrameSampling(),
+        overlay: Overlay = Overlay(),
+        backend: Literal["decord", "pyav", "torchcodec"] = "decord",
+        fallback_backend: Literal["pyav", "decord"] | None = "pyav",
+        cache_dir: str | None = None,
+        on_error: OnError = "raise",
+        max_length: int = 16384,
+        max_prompt_length: int = 16384,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        instruction: str | None = REASONING_INSTRUCTION,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        """
+        Args:
+            processor: Model folder or hub id whose processor (tokenizer + video processor) to use. Default: the
+                model path of the LightningModule's policy (``model.policy.path``), so it is given once.
+            train_file: Training annotations (JSON list or JSONL).
+            val_file: Validation annotations.
+            test_file: Test annotations.
+            predict_file: Prediction annotations.
+            video_root: Folder that record video paths are relative to (default: the annotation file's folder).
+            mode: ``sft`` (prompt + target with labels) or ``prompt`` (prompt only, for GRPO and evaluation).
+                Validation/test batches always carry the prompt too.
+            batch_size: Training batch size per process (prompts per step in GRPO).
+            eval_batch_size: Validation/test/predict batch size (default: ``batch_size``).
+            num_workers: DataLoader worker processes (decoding runs there).
+            sampling: Frame rate, frame-count and per-frame pixel bounds.
+            overlay: Optional time/subtitle burn-in, the same for every stage.
+            backend: Video decoder.
+            fallback_backend: Decoder tried when ``backend`` is missing or fails on a file (None: no fallback).
+            cache_dir: Folder for an on-disk cache of decoded, resized frames (None: no cache).
+            on_error: ``raise`` on a bad record/video (the error names file and record), or ``skip`` it (counted
+                and logged as ``data/skipped``).
+            max_length: SFT: longest prompt + target in tokens (the target's end is cut, never the prompt).
+            max_prompt_length: Longest prompt in tokens, video included (never truncated: error or skip).
+            system_prompt: System message (None: none).
+            instruction: Text appended to every question (the reference's think/answer instruction).
+            shuffle: Shuffle training data (seeded per epoch).
+            seed: Shuffle seed.
+            drop_last: Drop the last incomplete training batch.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.processor_path = processor
+        self.files: dict[Split, str | None] = {
+            "train": train_file,
+            "val": val_file,
+            "test": test_file,
+            "predict": predict_file,
+        }
+        self.video_root = video_root
+        self.mode = mode
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.sampling = sampling
+        self.overlay = overlay
+        self.backend = backend
+        self.fallback_backend = fallback_backend
+        self.cache_dir = cache_dir
+        self.on_error = on_error
+        self.max_length = max_length
+        self.max_prompt_length = max_prompt_length
+        self.system_prompt = system_prompt
+        self.instruction = instruction
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.datasets: dict[Split, VideoDataset] = {}
+        self.skipped_records: dict[Split, int] = {}
+        self._train_sampler: ResumableSampler | None = None
+        self._resume: dict[str, int] | None = None
+        self._seen = {"epoch": 0, "batches": 0}
+
+    # -- building blocks -------------------------------------------------------------------------------
+
+    @cached_property
+    def processor(self) -> Any:
+        path = self.processor_path
+        if path is None:
+            module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+            path = getattr(getattr(module, "policy", None), "path", None)
+        if path is None:
+            raise ValueError(
+                "VideoDataModule: set `data.processor` (a model folder or hub id) or use a module with a policy"
+            )
+        return load_processor(path)
+
+    @cached_property
+    def frame_loader(self) -> FrameLoader:
+        vp = getattr(self.processor, "video_processor", None)
+        factor = int(getattr(vp, "patch_size", 14)) * int(getattr(vp, "merge_size", 2))
+        temporal = int(getattr(vp, "temporal_patch_size", 2))
+        return FrameLoader(
+            self.sampling,
+            size_factor=factor,
+            temporal_patch=temporal,
+            backend=self.backend,
+            fallback=self.fallback_backend,
+            overlay=self.overlay,
+            cache_dir=self.cache_dir,
+        )
+
+    def collator(self, mode: Literal["sft", "prompt"]) -> VideoCollator:
+        return VideoCollator(
+            self.processor,
+            mode,
+            system_prompt=self.system_prompt,
+            instruction=self.instruction,
+            max_length=self.max_length,
+            max_prompt_length=self.max_prompt_length,
+            on_error=self.on_error,
+        )
+
+    def build_dataset(self, split: Split) -> VideoDataset:
+        file = self.files[split]
+        if file is None:
+            raise ValueError(f"VideoDataModule: no {split}_file configured")
+        report = load_records(file, self.on_error)
+        self.skipped_records[split] = len(report.skipped)
+        if not report.records:
+            raise ValueError(f"{file}: no usable records ({len(report.skipped)} skipped)")
+        root = self.video_root or str(Path(file).parent)
+        return VideoDataset(report.records, root, self.frame_loader, self.on_error)
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted: dict[str | None, tuple[Split, ...]] = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("predict",),
+            None: ("train", "val", "test", "predict"),
+        }
+        for split in wanted.get(stage, ()):
+            if self.files[split] and split not in self.datasets:
+                self.datasets[split] = self.build_dataset(split)
+
+    # -- loaders ---------------------------------------------------------------------------------------
+
+    def _loader(self, split: Split, mode: Literal["sft", "prompt"], batch_size: int, sampler=None) -> DataLoader:
+        if split not in self.datasets:
+            self.setup(None)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self.collator(mode),
+            persistent_workers=self.num_workers > 0,
+            drop_last=(split == "train" and self.drop_last),
+        )
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def train_dataloader(self) -> DataLoader:
+        if "train" not in self.datasets:
+            self.setup("fit")
+        world, rank = self._world()
+        sampler = ResumableSampler(
+            self.datasets["train"],
+            num_replicas=world,
+            rank=rank,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            drop_last=self.drop_last,
+        )
+        if self._resume is not None:
+            sampler.resume(self._resume["epoch"], self._resume["batches"] * self.batch_size)
+            self._resume = None
+        self._train_sampler = sampler
+        return self._loader("train", self.mode, self.batch_size, sampler)
+
+    def _eval_sampler(self, split: Split):
+        world, rank = self._world()
+        if world == 1:
+            return None
+        return ResumableSampler(self.datasets[split], num_replicas=world, rank=rank, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        # Validation keeps the SFT targets when training SFT (validation loss) and always carries the prompt.
+        self.setup("validate")
+        return self._loader("val", self.mode, self.eval_batch_size, self._eval_sampler("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        return self._loader("test", "prompt", self.eval_batch_size, self._eval_sampler("test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup("predict")
+        return self._loader("predict", "prompt", self.eval_batch_size, self._eval_sampler("predict"))
+
+    # -- exact resume ------------------------------------------------------------------------------------
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training:
+            if self._seen["epoch"] != trainer.current_epoch:
+                self._seen = {"epoch": trainer.current_epoch, "batches": 0}
+            self._seen["batches"] += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Data position: the epoch and the number of training batches this rank consumed in it."""
+        return {"epoch": self._seen["epoch"], "batches": self._seen["batches"]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._seen = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
+        self._resume = dict(self._seen)

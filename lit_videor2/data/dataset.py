@@ -1,0 +1,91 @@
+"""Record -> sample: a map-style dataset that decodes frames in DataLoader workers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from lit_videor2.data.decoding import VideoDecodeError
+from lit_videor2.data.frames import FrameLoader, Frames
+from lit_videor2.data.records import VideoRecord
+from lit_videor2.data.schema import OnError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoSample:
+    """One record with its decoded frames."""
+
+    record: VideoRecord
+    frames: Frames
+
+
+@dataclass
+class SkippedSample:
+    """Placeholder for a record that failed with ``on_error='skip'``; the collator counts it."""
+
+    record_id: str
+    reason: str
+
+
+class VideoDataset(Dataset):
+    """Map-style dataset over :class:`VideoRecord` s; ``__getitem__`` decodes the video (in the worker)."""
+
+    def __init__(
+        self, records: list[VideoRecord], video_root: str | Path, frame_loader: FrameLoader, on_error: OnError = "raise"
+    ):
+        self.records = records
+        self.video_root = Path(video_root)
+        self.frame_loader = frame_loader
+        self.on_error = on_error
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def video_path(self, record: VideoRecord) -> Path:
+        p = Path(record.video)
+        return p if p.is_absolute() else self.video_root / p
+
+    def srt_path(self, record: VideoRecord) -> str | None:
+        if not self.frame_loader.overlay.subtitles:
+            return None
+        p = self.video_root / self.frame_loader.overlay.subtitle_dir / f"{record.video}.srt"
+        return str(p) if p.is_file() else None
+
+    def __getitem__(self, index: int) -> VideoSample | SkippedSample:
+        record = self.records[index]
+        try:
+            frames = self.frame_loader(self.video_path(record), self.srt_path(record))
+        except VideoDecodeError as e:
+            msg = f"record {record.id!r} ({record.source}): {e}"
+            if self.on_error == "raise":
+                raise VideoDecodeError(msg) from None
+            log.warning("skipping %s", msg)
+            return SkippedSample(record.id, msg)
+        return VideoSample(record, frames)
+
+
+def sample_columns(sample: VideoSample) -> dict[str, Any]:
+    """Annotation columns of a sample (the record's, plus what decoding learned)."""
+    cols = sample.record.columns()
+    cols["duration"] = sample.frames.duration
+    cols["frame_times"] = sample.frames.times
+    return cols
+
+
+def stack_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """List of per-sample dicts -> dict of per-sample lists (missing keys become None)."""
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+    return {k: [r.get(k) for r in rows] for k in keys}
+
+
+def repeat_columns(columns: dict[str, list[Any]], n: int) -> dict[str, list[Any]]:
+    """Repeat every column entry ``n`` times in place order (rows of one prompt adjacent), for G completions."""
+    return {k: [v for v in vals for _ in range(n)] for k, vals in columns.items()}

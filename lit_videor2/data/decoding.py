@@ -1,0 +1,155 @@
+"""Video decoding behind one small interface, with one wrapper per backend.
+
+A backend opens a file once, reports its frame count and frame rate, asks the caller which frames it
+wants (a function of those two numbers), and returns exactly those frames as ``uint8 [T, H, W, 3]``.
+``decord`` is the default; ``pyav`` is the automatic fallback when decord is missing or fails on a file;
+``torchcodec`` is optional (it needs a CUDA build of torch and the system FFmpeg libraries).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IndexFn = Callable[[int, float], list[int]]
+"""``(total_frames, native_fps) -> frame indices to decode``."""
+
+
+class VideoDecodeError(RuntimeError):
+    """A video could not be decoded; the message names the file and the backend(s) tried."""
+
+
+@dataclass
+class DecodedVideo:
+    """Frames decoded from one video, with where they came from."""
+
+    frames: np.ndarray
+    """``uint8 [T, H, W, 3]``."""
+    indices: list[int]
+    """Index of each frame in the source video."""
+    native_fps: float
+    total_frames: int
+    backend: str
+
+    @property
+    def duration(self) -> float:
+        return self.total_frames / self.native_fps
+
+    @property
+    def times(self) -> list[float]:
+        return [i / self.native_fps for i in self.indices]
+
+
+def _check_indices(path: str, indices: list[int], total: int) -> None:
+    if not indices:
+        raise VideoDecodeError(f"{path}: no frames selected (video has {total} frames)")
+    if min(indices) < 0 or max(indices) >= total:
+        raise VideoDecodeError(f"{path}: frame indices {indices[0]}..{indices[-1]} out of range for {total} frames")
+
+
+def decode_decord(path: str, index_fn: IndexFn) -> DecodedVideo:
+    """Decode with decord (fast random access)."""
+    import decord
+
+    vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    total, fps = len(vr), float(vr.get_avg_fps())
+    if total <= 0 or fps <= 0:
+        raise VideoDecodeError(f"{path}: decord reports {total} frames at {fps} fps")
+    indices = index_fn(total, fps)
+    _check_indices(path, indices, total)
+    frames = vr.get_batch(indices).asnumpy()
+    return DecodedVideo(frames, list(indices), fps, total, "decord")
+
+
+def decode_pyav(path: str, index_fn: IndexFn) -> DecodedVideo:
+    """Decode with PyAV in one sequential pass, keeping only the wanted frames."""
+    import av
+
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        total = stream.frames
+        if total <= 0 and stream.duration and stream.time_base and fps > 0:
+            total = int(round(float(stream.duration * stream.time_base) * fps))
+        if total <= 0 and fps > 0:
+            # Container does not say: count by demuxing packets (cheap, no decoding).
+            total = sum(1 for p in container.demux(stream) if p.size > 0)
+            container.seek(0)
+        if total <= 0 or fps <= 0:
+            raise VideoDecodeError(f"{path}: PyAV reports {total} frames at {fps} fps")
+        indices = index_fn(total, fps)
+        _check_indices(path, indices, total)
+        wanted = {idx: pos for pos, idx in enumerate(indices)}
+        out: list[np.ndarray | None] = [None] * len(indices)
+        last = max(indices)
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                out[wanted[i]] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    missing = [indices[p] for p, f in enumerate(out) if f is None]
+    if missing:
+        # The header over-reported the frame count. Repeating a decoded frame would misstate its time,
+        # so report the file instead.
+        raise VideoDecodeError(f"{path}: PyAV could not decode frames {missing[:5]} (header claims {total})")
+    return DecodedVideo(np.stack(out), list(indices), fps, total, "pyav")
+
+
+def decode_torchcodec(path: str, index_fn: IndexFn) -> DecodedVideo:
+    """Decode with torchcodec (optional; needs system FFmpeg)."""
+    from torchcodec.decoders import VideoDecoder
+
+    dec = VideoDecoder(path)
+    total, fps = int(dec.metadata.num_frames), float(dec.metadata.average_fps)
+    indices = index_fn(total, fps)
+    _check_indices(path, indices, total)
+    frames = dec.get_frames_at(indices).data.permute(0, 2, 3, 1).numpy()
+    return DecodedVideo(frames, list(indices), fps, total, "torchcodec")
+
+
+BACKENDS: dict[str, Callable[[str, IndexFn], DecodedVideo]] = {
+    "decord": decode_decord,
+    "pyav": decode_pyav,
+    "torchcodec": decode_torchcodec,
+}
+
+
+def decode_video(
+    path: str | os.PathLike, index_fn: IndexFn, backend: str = "decord", fallback: str | None = "pyav"
+) -> DecodedVideo:
+    """Decode the frames ``index_fn`` selects from ``path`` with ``backend``; on failure try ``fallback``.
+
+    Raises :class:`VideoDecodeError` naming the file when it is missing, empty, or no backend can read it.
+    """
+    path = str(path)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    p = Path(path)
+    if not p.is_file():
+        raise VideoDecodeError(f"{path}: video file not found")
+    if p.stat().st_size == 0:
+        raise VideoDecodeError(f"{path}: video file is empty")
+    order = [backend] + ([fallback] if fallback and fallback != backend else [])
+    errors = []
+    for name in order:
+        try:
+            return BACKENDS[name](path, index_fn)
+        except ImportError as e:
+            errors.append(f"{name}: not installed ({e})")
+        except VideoDecodeError as e:
+            errors.append(f"{name}: {e}")
+        except Exception as e:  # noqa: BLE001 - backends raise many types on corrupt files
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+        if name != order[-1]:
+            log.debug("backend %s failed on %s, falling back: %s", name, path, errors[-1])
+    raise VideoDecodeError(f"{path}: could not decode video ({'; '.join(errors)})")

@@ -1,0 +1,188 @@
+"""Record -> frames: decode, resize, optional burn-in overlays, optional on-disk cache.
+
+Runs inside DataLoader workers (the dataset calls it), never in the training step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lit_videor2.data.decoding import DecodedVideo, decode_video
+from lit_videor2.data.sampling import FrameSampling, format_hms, resized_hw, sample_frame_indices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Text burned into frames (off by default; applied identically at train and eval time).
+
+    The reference burns the time (top-left) and ``.srt`` subtitles (bottom) into training frames but not at
+    evaluation; here whatever is configured applies to every stage that uses the data module.
+    """
+
+    timestamp: bool = False
+    """Burn the frame time as ``HH:MM:SS`` into the top-left corner."""
+    subtitles: bool = False
+    """Burn the subtitle active at the frame time into the bottom of the frame."""
+    subtitle_dir: str = "subtitles"
+    """Subtitles are read from ``<video_root>/<subtitle_dir>/<video path>.srt``."""
+    font_size: int = 0
+    """Font size in pixels; 0 picks 1/12 of the frame height (at least 8)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.timestamp or self.subtitles
+
+
+@dataclass
+class Frames:
+    """Frames ready for the processor."""
+
+    frames: torch.Tensor
+    """``uint8 [T, 3, H, W]``."""
+    indices: list[int]
+    native_fps: float
+    total_frames: int
+    backend: str
+
+    @property
+    def times(self) -> list[float]:
+        return [i / self.native_fps for i in self.indices]
+
+    @property
+    def duration(self) -> float:
+        return self.total_frames / self.native_fps
+
+
+def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
+    """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, h, w]`` (bicubic, antialiased; no-op when the size matches)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x.contiguous()
+    y = F.interpolate(x.float(), size=hw, mode="bicubic", antialias=True, align_corners=False)
+    return y.round_().clamp_(0, 255).to(torch.uint8)
+
+
+@lru_cache(maxsize=64)
+def _load_srt(path: str) -> list:
+    import srt
+
+    with open(path, encoding="utf-8-sig") as f:
+        return list(srt.parse(f.read()))
+
+
+def subtitle_at(path: str, t: float) -> str:
+    """The subtitle text shown at time ``t`` seconds in an ``.srt`` file ('' when none)."""
+    for sub in _load_srt(path):
+        if sub.start.total_seconds() <= t < sub.end.total_seconds():
+            return sub.content.replace("\n", " ")
+    return ""
+
+
+def burn_overlay(frames: torch.Tensor, times: list[float], overlay: Overlay, srt_path: str | None) -> torch.Tensor:
+    """Draw the configured time / subtitle text on each frame (``uint8 [T, 3, H, W]``)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h = frames.shape[-2]
+    size = overlay.font_size or max(8, h // 12)
+    font = ImageFont.load_default(size=size)
+    out = []
+    for frame, t in zip(frames, times):
+        img = Image.fromarray(frame.permute(1, 2, 0).numpy())
+        draw = ImageDraw.Draw(img)
+        if overlay.timestamp:
+            draw.text((2, 2), format_hms(t), fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+        if overlay.subtitles and srt_path:
+            text = subtitle_at(srt_path, t)
+            if text:
+                draw.text((2, h - size - 4), text, fill=(255, 255, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+        out.append(torch.from_numpy(np.asarray(img)).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+class FrameLoader:
+    """Turns a video path into :class:`Frames` with the configured sampling, size, overlay and cache."""
+
+    def __init__(
+        self,
+        sampling: FrameSampling,
+        *,
+        size_factor: int = 28,
+        temporal_patch: int = 2,
+        backend: str = "decord",
+        fallback: str | None = "pyav",
+        overlay: Overlay | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.sampling = sampling
+        self.size_factor = size_factor
+        self.temporal_patch = temporal_patch
+        self.backend = backend
+        self.fallback = fallback
+        self.overlay = overlay or Overlay()
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def _index_fn(self, total: int, fps: float) -> list[int]:
+        return sample_frame_indices(total, fps, self.sampling, self.temporal_patch)
+
+    def cache_key(self, path: Path, srt_path: str | None) -> str:
+        """Key over the file identity (path, size, mtime) and every parameter that changes the frames."""
+        st = path.stat()
+        parts = {
+            "path": str(path.resolve()),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sampling": asdict(self.sampling),
+            "size_factor": self.size_factor,
+            "temporal_patch": self.temporal_patch,
+            "overlay": asdict(self.overlay),
+        }
+        if srt_path and self.overlay.subtitles:
+            s = os.stat(srt_path)
+            parts["srt"] = [srt_path, s.st_size, s.st_mtime_ns]
+        return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def _decode(self, path: Path, srt_path: str | None) -> Frames:
+        dec: DecodedVideo = decode_video(path, self._index_fn, self.backend, self.fallback)
+        hw = resized_hw(dec.frames.shape[1], dec.frames.shape[2], self.sampling, self.size_factor)
+        frames = resize_frames(dec.frames, hw)
+        out = Frames(frames, dec.indices, dec.native_fps, dec.total_frames, dec.backend)
+        if self.overlay.enabled:
+            out.frames = burn_overlay(out.frames, out.times, self.overlay, srt_path)
+        return out
+
+    def __call__(self, path: str | os.PathLike, srt_path: str | None = None) -> Frames:
+        path = Path(path)
+        if self.cache_dir is None or not path.is_file():
+            return self._decode(path, srt_path)
+        file = self.cache_dir / f"{self.cache_key(path, srt_path)}.pt"
+        if file.is_file():
+            try:
+                d = torch.load(file, weights_only=True)
+                return Frames(d["frames"], list(d["indices"]), float(d["native_fps"]), int(d["total_frames"]), "cache")
+            except Exception as e:  # noqa: BLE001 - a torn or stale cache entry is re-decoded, not fatal
+                log.warning("frame cache entry %s unreadable (%s); decoding %s again", file, e, path)
+        out = self._decode(path, srt_path)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "frames": out.frames,
+            "indices": out.indices,
+            "native_fps": out.native_fps,
+            "total_frames": out.total_frames,
+        }
+        with tempfile.NamedTemporaryFile(dir=self.cache_dir, suffix=".tmp", delete=False) as tmp:
+            torch.save(payload, tmp)
+        os.replace(tmp.name, file)  # atomic: concurrent workers never see a torn file
+        return out

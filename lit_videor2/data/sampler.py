@@ -1,0 +1,46 @@
+"""A distributed sampler that can resume in the middle of an epoch (exact resume of training runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch.utils.data import Dataset, DistributedSampler
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` (seeded shuffle per epoch, rank slicing) that can skip the first samples of one epoch.
+
+    Subclassing ``DistributedSampler`` makes Lightning keep it as it is instead of wrapping it, so the
+    data order is the same in one process and on every rank of a DDP/FSDP run. ``resume(epoch, n)`` makes the
+    next iteration of ``epoch`` start after the ``n`` samples this rank already consumed.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self._resume_epoch: int | None = None
+        self._resume_skip = 0
+
+    def resume(self, epoch: int, samples_done: int) -> None:
+        self._resume_epoch, self._resume_skip = epoch, samples_done
+
+    def _skip(self) -> int:
+        return self._resume_skip if self._resume_epoch == self.epoch else 0
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        skip = self._skip()
+        if skip:
+            self._resume_epoch = None  # only the first pass over the resumed epoch is shortened
+        return iter(indices[skip:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self._skip()

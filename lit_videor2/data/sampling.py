@@ -1,0 +1,94 @@
+"""Frame sampling math: which frames to decode and at what size. Pure functions, no I/O.
+
+Semantics follow the reference (qwen-vl-utils: sample at ``fps`` frames per second, clamp the count to
+``[min_frames, max_frames]``, round to the vision encoder's temporal patch, resize each frame so that
+height and width are multiples of the patch-merge factor and the pixel count lies in
+``[min_pixels, max_pixels]``) with one deliberate difference: a video too short to supply ``min_frames``
+distinct frames is **not** padded with duplicated frames. We return the distinct frames it has and the
+timestamps they really have, so the fps handed to the processor (and therefore ``second_per_grid_ts``
+and Qwen3-VL's timestamp tokens) stays true.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """How frames are sampled from a video and sized for the vision encoder (reference defaults)."""
+
+    fps: float = 2.0
+    """Target sampling rate in frames per second."""
+    min_frames: int = 4
+    """Lower bound on the number of frames (never met by duplicating frames)."""
+    max_frames: int = 32
+    """Upper bound on the number of frames; longer videos are sampled more sparsely."""
+    min_pixels: int = 100_352
+    """Minimum pixels per frame after resizing (128·28·28)."""
+    max_pixels: int = 151_200
+    """Maximum pixels per frame after resizing."""
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise ValueError(f"FrameSampling.fps must be > 0, got {self.fps}")
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ValueError(
+                f"FrameSampling needs 1 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}"
+            )
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(
+                f"FrameSampling needs 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}"
+            )
+
+
+def num_frames_to_sample(total_frames: int, native_fps: float, sampling: FrameSampling, temporal_patch: int = 2) -> int:
+    """Number of frames to take from a video of ``total_frames`` frames at ``native_fps``.
+
+    ``round(duration · fps)`` clamped to ``[min_frames, max_frames]``, never more than the video has, and
+    rounded down to a multiple of ``temporal_patch`` (at least one patch when the video has that many frames).
+    """
+    if total_frames <= 0:
+        raise ValueError(f"video has no frames (total_frames={total_frames})")
+    if native_fps <= 0:
+        raise ValueError(f"video reports a non-positive frame rate ({native_fps})")
+    duration = total_frames / native_fps
+    n = round(duration * sampling.fps)
+    n = min(max(n, sampling.min_frames), sampling.max_frames, total_frames)
+    n = (n // temporal_patch) * temporal_patch
+    return max(n, min(temporal_patch, total_frames))
+
+
+def sample_frame_indices(
+    total_frames: int, native_fps: float, sampling: FrameSampling, temporal_patch: int = 2
+) -> list[int]:
+    """Indices of the frames to decode: evenly spaced, starting at frame 0, strictly increasing.
+
+    Frame ``i`` of ``n`` is ``floor(i · total_frames / n)``, so consecutive frames are ``duration / n``
+    seconds apart and the processor's ``sampled_fps = n / total_frames · native_fps`` is exactly the
+    spacing of the frames it receives.
+    """
+    n = num_frames_to_sample(total_frames, native_fps, sampling, temporal_patch)
+    return [(i * total_frames) // n for i in range(n)]
+
+
+def frame_times(indices: list[int], native_fps: float) -> list[float]:
+    """Timestamps in seconds of the given frame indices."""
+    return [i / native_fps for i in indices]
+
+
+def resized_hw(height: int, width: int, sampling: FrameSampling, factor: int = 28) -> tuple[int, int]:
+    """Target ``(height, width)``: multiples of ``factor`` with pixel count in ``[min_pixels, max_pixels]``.
+
+    The same rule as the Qwen processors' ``smart_resize`` (so the processor leaves our frames as they are).
+    """
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    return smart_resize(height, width, factor=factor, min_pixels=sampling.min_pixels, max_pixels=sampling.max_pixels)
+
+
+def format_hms(seconds: float) -> str:
+    """``HH:MM:SS`` for a time in seconds (floored), as burned into frames by the reference."""
+    s = int(math.floor(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -1,0 +1,233 @@
+"""Read annotation files (JSON list or JSONL) in the Video-R2 or Video-R1 schema into :class:`VideoRecord`.
+
+Video-R2 (reference)::
+
+    {"video": "clips/x.mp4",
+     "conversations": [{"from": "human", "value": "<video>\\nWhat happens first?\\nA. ...\\nB. ..."},
+                       {"from": "gpt", "value": "<think>At 00:03 ...</think>\\n<answer>B</answer>"}],
+     "temporal_grounding": {"00:03": "A red circle appears."},
+     "problem_type": "multiple choice"}          # optional, as are "id" and "options"
+
+Video-R1::
+
+    {"problem_id": 7, "problem": "What happens first?", "data_type": "video", "problem_type": "multiple choice",
+     "options": ["A. ...", "B. ..."], "solution": "<answer>B</answer>", "path": "./clips/x.mp4",
+     "process": "<think>...</think>"}           # "process" optional (SFT reasoning)
+
+Image-only records (``data_type: image`` or an ``image`` field without a video) are rejected with a
+message naming the record: this project trains and evaluates on video.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lit_videor2.data.records import PROBLEM_TYPES, VideoRecord
+
+log = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_OPTION_LINE_RE = re.compile(r"^\s*\(?([A-Z])[.)]\s+\S")
+_PROBLEM_TYPE_ALIASES = {t.lower(): t for t in PROBLEM_TYPES} | {
+    "mcq": "multiple choice",
+    "multiple-choice": "multiple choice",
+    "multiple_choice": "multiple choice",
+    "numeric": "numerical",
+    "free_form": "free-form",
+    "freeform": "free-form",
+    "open-ended": "free-form",
+    "ocr": "OCR",
+}
+
+
+class RecordError(ValueError):
+    """A bad annotation record; the message names the file and line or record index."""
+
+
+@dataclass
+class LoadReport:
+    """Records read from one file and what was skipped (``on_error='skip'``)."""
+
+    records: list[VideoRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def bare_answer(text: str) -> str:
+    """The content of the last ``<answer>`` block, or the text itself when it has no tags (METHOD.md fix)."""
+    found = _ANSWER_RE.findall(text)
+    return (found[-1] if found else text).strip()
+
+
+def normalise_problem_type(value: Any, where: str) -> str | None:
+    if value is None or value == "":
+        return None
+    key = str(value).strip().lower()
+    if key not in _PROBLEM_TYPE_ALIASES:
+        raise RecordError(f"{where}: unknown problem_type {value!r}; expected one of {list(PROBLEM_TYPES)}")
+    return _PROBLEM_TYPE_ALIASES[key]
+
+
+def options_from_question(question: str) -> list[str]:
+    """Option lines (``A. red``, ``(B) blue``) found in a question text."""
+    return [line.strip() for line in question.splitlines() if _OPTION_LINE_RE.match(line)]
+
+
+def _require(raw: dict, key: str, where: str) -> Any:
+    if key not in raw or raw[key] in (None, ""):
+        raise RecordError(f"{where}: missing required field {key!r} (fields present: {sorted(raw)})")
+    return raw[key]
+
+
+def _reject_image(raw: dict, where: str) -> None:
+    if str(raw.get("data_type", "video")).lower() == "image" or (
+        "image" in raw and not (raw.get("video") or raw.get("path"))
+    ):
+        raise RecordError(f"{where}: image-only record; lit_videor2 trains and evaluates on videos only")
+
+
+def _from_video_r2(raw: dict, where: str, default_id: str) -> VideoRecord:
+    video = _require(raw, "video", where)
+    convs = _require(raw, "conversations", where)
+    if not isinstance(convs, list) or not all(isinstance(c, dict) and "value" in c for c in convs):
+        raise RecordError(f"{where}: 'conversations' must be a list of {{'from', 'value'}} turns")
+    human = [c["value"] for c in convs if c.get("from") in ("human", "user")]
+    gpt = [c["value"] for c in convs if c.get("from") in ("gpt", "assistant")]
+    if not human:
+        raise RecordError(f"{where}: 'conversations' has no human turn")
+    question = re.sub(r"<video>\s*", "", human[0]).strip()
+    solution = gpt[0].strip() if gpt else None
+    answer = raw.get("answer")
+    if answer is None:
+        if solution is None:
+            raise RecordError(f"{where}: no answer: neither an 'answer' field nor a gpt turn with <answer>")
+        answer = bare_answer(solution)
+    tg = raw.get("temporal_grounding") or {}
+    if not isinstance(tg, dict):
+        raise RecordError(f"{where}: 'temporal_grounding' must be an object of timestamp -> claim")
+    options = raw.get("options") or options_from_question(question)
+    known = {"id", "video", "conversations", "temporal_grounding", "problem_type", "options", "answer"}
+    return VideoRecord(
+        id=str(raw.get("id", default_id)),
+        video=str(video),
+        question=question,
+        answer=bare_answer(str(answer)),
+        problem_type=normalise_problem_type(raw.get("problem_type"), where),
+        options=[str(o) for o in options],
+        solution=solution,
+        temporal_grounding={str(k): v for k, v in tg.items()},
+        source=where,
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def _from_video_r1(raw: dict, where: str, default_id: str) -> VideoRecord:
+    problem = str(_require(raw, "problem", where)).strip()
+    solution = str(_require(raw, "solution", where))
+    video = _require(raw, "path", where)
+    options = [str(o) for o in (raw.get("options") or [])]
+    question = problem if not options else problem + "\nOptions:\n" + "\n".join(options)
+    process = raw.get("process")
+    sft_target = f"{process.strip()}\n{solution.strip()}" if process else None
+    tg = raw.get("temporal_grounding") or {}
+    known = {
+        "problem_id",
+        "problem",
+        "data_type",
+        "problem_type",
+        "options",
+        "solution",
+        "path",
+        "process",
+        "temporal_grounding",
+    }
+    return VideoRecord(
+        id=str(raw.get("problem_id", raw.get("id", default_id))),
+        video=str(video),
+        question=question,
+        answer=bare_answer(solution),
+        problem_type=normalise_problem_type(raw.get("problem_type"), where),
+        options=options,
+        solution=sft_target,
+        temporal_grounding={str(k): v for k, v in tg.items()} if isinstance(tg, dict) else {},
+        source=where,
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def parse_record(raw: Any, where: str, default_id: str) -> VideoRecord:
+    """Normalise one raw record of either schema; raise :class:`RecordError` naming ``where``."""
+    if not isinstance(raw, dict):
+        raise RecordError(f"{where}: a record must be a JSON object, got {type(raw).__name__}")
+    _reject_image(raw, where)
+    if "conversations" in raw:
+        return _from_video_r2(raw, where, default_id)
+    if "problem" in raw:
+        return _from_video_r1(raw, where, default_id)
+    raise RecordError(
+        f"{where}: unknown schema: expected Video-R2 ('video', 'conversations') or Video-R1 ('problem', 'solution', "
+        f"'path') fields, got {sorted(raw)}"
+    )
+
+
+def _iter_raw(path: Path) -> Iterator[tuple[str, Any]]:
+    """Yield ``(location, raw record or exception)`` for every record in a JSON or JSONL file."""
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if path.suffix == ".jsonl" or (stripped and not stripped.startswith("[")):
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as e:
+                yield where, RecordError(f"{where}: malformed JSON line ({e.msg} at column {e.colno})")
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, list):
+        raise RecordError(f"{path}: a JSON annotation file must hold a list of records, got {type(data).__name__}")
+    for i, raw in enumerate(data):
+        yield f"{path}[{i}]", raw
+
+
+def load_records(path: str | Path, on_error: OnError = "raise") -> LoadReport:
+    """Read every record of an annotation file.
+
+    With ``on_error='raise'`` the first bad record raises :class:`RecordError` naming the file and the line
+    (JSONL) or index (JSON). With ``'skip'`` bad records are counted in the report and logged as a warning.
+    Duplicate ids are an error (evaluation resumes by id).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    report = LoadReport()
+    seen: dict[str, str] = {}
+    for i, (where, raw) in enumerate(_iter_raw(path)):
+        try:
+            if isinstance(raw, Exception):
+                raise raw
+            rec = parse_record(raw, where, default_id=f"{path.stem}:{i}")
+            if rec.id in seen:
+                raise RecordError(f"{where}: duplicate id {rec.id!r} (first at {seen[rec.id]})")
+            seen[rec.id] = where
+            report.records.append(rec)
+        except RecordError as e:
+            if on_error == "raise":
+                raise
+            report.skipped.append(str(e))
+    if report.skipped:
+        log.warning(
+            "%s: skipped %d bad record(s) (on_error='skip'); first: %s", path, len(report.skipped), report.skipped[0]
+        )
+    return report

@@ -45,6 +45,7 @@ __all__ = [
     "parse_number",
     "parse_option_letter",
     "parse_time",
+    "resolve_option_letter",
     "sanitize_claims",
     "strip_answer_tags",
 ]
@@ -135,6 +136,19 @@ def parse_option_letter(text: str | None, valid: str | None = None) -> str | Non
 def _option_body(option: str) -> str:
     """``"B. blue car"`` -> ``"blue car"`` (option text without its letter prefix)."""
     return re.sub(r"^\s*[(\[]?[A-Za-z][)\].:]\s*", "", str(option)).strip()
+
+
+def resolve_option_letter(text: str | None, options: Sequence[str] = ()) -> str | None:
+    """The option letter of an answer: :func:`parse_option_letter`, else the letter of the option whose text the
+    answer repeats (case and punctuation ignored), else None."""
+    letter = parse_option_letter(text)
+    if letter is not None or not options or not text:
+        return letter
+    norm = normalize_text(text)
+    for i, option in enumerate(options):
+        if norm and norm in (normalize_text(option), normalize_text(_option_body(option))):
+            return chr(ord("A") + i)
+    return None
 
 
 def concluded_option(reasoning: str | None, options: Sequence[str] = ()) -> str | None:

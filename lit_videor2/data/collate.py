@@ -43,6 +43,12 @@ def build_messages(record: VideoRecord, system_prompt: str | None, instruction: 
     return messages
 
 
+def _bounds_whole_clip(processor: Any) -> bool:
+    """Whether the video processor's ``size`` bounds the pixels of the whole clip (Qwen3-VL) or of one frame."""
+    vp = getattr(processor, "video_processor", None)
+    return any(c.__name__.startswith("Qwen3VLVideoProcessor") for c in type(vp).__mro__)
+
+
 def pad_stack(seqs: list[torch.Tensor], value: int, side: Literal["left", "right"]) -> torch.Tensor:
     """Pad 1-D tensors to a common length on ``side`` and stack to ``[B, L]``."""
     length = max(s.numel() for s in seqs)
@@ -101,11 +107,18 @@ class VideoCollator:
             frames_indices=list(f.indices),
             video_backend=f.backend,
         )
+        # Frames are already sized by FrameLoader: pin the processor's pixel bounds to that size so it keeps it.
+        # Qwen3-VL's video processor bounds the pixels of the whole clip (T*H*W), Qwen2/2.5-VL's one frame (H*W).
+        pixels = h * w * (f.frames.shape[0] if _bounds_whole_clip(self.processor) else 1)
         out = self.processor(
             text=[self.prompt_text(sample.record)],
             videos=[f.frames],
             video_metadata=[meta],
-            videos_kwargs={"do_sample_frames": False, "size": {"shortest_edge": h * w, "longest_edge": h * w}},
+            videos_kwargs={
+                "do_sample_frames": False,
+                "size": {"shortest_edge": pixels, "longest_edge": pixels},
+                "cap_pixels_per_frame": False,
+            },
             return_tensors="pt",
         )
         n_prompt = out["input_ids"].shape[1]

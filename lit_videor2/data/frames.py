@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -75,19 +76,39 @@ def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
     return y.round_().clamp_(0, 255).to(torch.uint8)
 
 
-@lru_cache(maxsize=64)
-def _load_srt(path: str) -> list:
-    import srt
+_SRT_TIME = re.compile(
+    r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})\s*-->\s*(\d+):(\d{2}):(\d{2})[,.](\d{1,3})"
+)
 
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    """``(start s, end s, text)`` of every cue in SubRip text (no third-party dependency)."""
+    cues = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
+        lines = block.split("\n")
+        for k, line in enumerate(lines):
+            m = _SRT_TIME.search(line)
+            if m:
+                g = [int(x) for x in m.groups()]
+                ms0, ms1 = (int(m.group(4).ljust(3, "0")), int(m.group(8).ljust(3, "0")))
+                start = g[0] * 3600 + g[1] * 60 + g[2] + ms0 / 1000
+                end = g[4] * 3600 + g[5] * 60 + g[6] + ms1 / 1000
+                cues.append((start, end, " ".join(x.strip() for x in lines[k + 1 :] if x.strip())))
+                break
+    return cues
+
+
+@lru_cache(maxsize=64)
+def _load_srt(path: str) -> list[tuple[float, float, str]]:
     with open(path, encoding="utf-8-sig") as f:
-        return list(srt.parse(f.read()))
+        return parse_srt(f.read())
 
 
 def subtitle_at(path: str, t: float) -> str:
     """The subtitle text shown at time ``t`` seconds in an ``.srt`` file ('' when none)."""
-    for sub in _load_srt(path):
-        if sub.start.total_seconds() <= t < sub.end.total_seconds():
-            return sub.content.replace("\n", " ")
+    for start, end, text in _load_srt(path):
+        if start <= t < end:
+            return text
     return ""
 
 
@@ -108,7 +129,7 @@ def burn_overlay(frames: torch.Tensor, times: list[float], overlay: Overlay, srt
             text = subtitle_at(srt_path, t)
             if text:
                 draw.text((2, h - size - 4), text, fill=(255, 255, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
-        out.append(torch.from_numpy(np.asarray(img)).permute(2, 0, 1))
+        out.append(torch.from_numpy(np.array(img)).permute(2, 0, 1))  # copy: PIL buffers are read-only
     return torch.stack(out)
 
 

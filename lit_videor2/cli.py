@@ -42,6 +42,23 @@ class VideoR2CLI(LightningCLI):
         kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(*args, **kwargs)
 
+    def _prepare(self) -> None:
+        from lit_videor2.demo import prepare_assets
+
+        prepare_assets(self.trainer.callbacks)
+
+    def before_fit(self) -> None:
+        self._prepare()
+
+    def before_validate(self) -> None:
+        self._prepare()
+
+    def before_test(self) -> None:
+        self._prepare()
+
+    def before_predict(self) -> None:
+        self._prepare()
+
 
 def _resolve(target: str) -> Callable[[list[str]], Any]:
     module, func = target.split(":")
@@ -72,7 +89,7 @@ def main(args: Sequence[str] | None = None) -> Any:
         return None
     if argv[0] in PROJECT_COMMANDS:
         return _resolve(PROJECT_COMMANDS[argv[0]][0])(argv[1:])
-    return VideoR2CLI(args=argv)
+    return VideoR2CLI(args=None if args is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,171 @@
+"""Policy loading: the only place the project calls a model's ``from_pretrained``.
+
+A :class:`PolicySpec` says which checkpoint to load (local folder or hub id), in which dtype and attention
+implementation, what to freeze and whether to add LoRA adapters (peft). :func:`load_policy` turns it into
+a model; :func:`shard_policy` applies FSDP2 (``fully_shard`` per decoder layer, then the root) on a device
+mesh. Qwen2.5-VL is first-class; Qwen2-VL and Qwen3-VL load through the same path
+(``AutoModelForImageTextToText``) and share the module layout ``model.visual`` / ``model.language_model``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from lit_videor2.models.hub import check_model_path
+
+log = logging.getLogger(__name__)
+
+DType = Literal["float32", "bfloat16", "float16"]
+LLM_LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoraSpec:
+    """LoRA adapters on the language model's linear layers (reference: r 64, alpha 64, dropout 0.05)."""
+
+    r: int = 64
+    """Adapter rank."""
+    alpha: int = 64
+    """Scaling numerator (``lora_alpha``)."""
+    dropout: float = 0.05
+    """Dropout on the adapter input."""
+    target_modules: list[str] = field(default_factory=lambda: list(LLM_LINEAR_NAMES))
+    """Names of the language-model linear layers to adapt (vision layers are never targeted)."""
+
+
+@dataclass
+class PolicySpec:
+    """Which model to train and how."""
+
+    path: str
+    """Local Hugging Face folder or hub id (e.g. ``Qwen/Qwen2.5-VL-7B-Instruct``)."""
+    dtype: DType = "float32"
+    """Parameter dtype at load. Keep float32 with ``precision: bf16-mixed``; use bfloat16 with ``bf16-true``."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """``auto``: flash-attention 2 when installed and on CUDA, else sdpa."""
+    gradient_checkpointing: bool = False
+    """Recompute decoder activations in the backward pass (activation checkpointing)."""
+    freeze_vision: bool = True
+    """Freeze the vision tower and its merger (the reference does, in both stages)."""
+    freeze_llm: bool = False
+    """Freeze the language model's decoder layers (with LoRA the base weights are frozen anyway)."""
+    freeze_embeddings: bool = False
+    """Freeze the input token embeddings."""
+    freeze_lm_head: bool = False
+    """Freeze the output projection."""
+    lora: LoraSpec | None = None
+    """LoRA adapters (None: full fine-tuning of whatever is not frozen)."""
+
+
+def resolve_attn_implementation(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available():
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def inner_model(model: nn.Module) -> nn.Module:
+    """The ``*ForConditionalGeneration`` model, under a peft wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base
+
+
+def vision_tower(model: nn.Module) -> nn.Module:
+    return inner_model(model).model.visual
+
+
+def language_model(model: nn.Module) -> nn.Module:
+    return inner_model(model).model.language_model
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    return list(language_model(model).layers)
+
+
+def apply_freezing(model: nn.Module, spec: PolicySpec) -> None:
+    """Set ``requires_grad`` per the spec (before LoRA is added)."""
+    lm = language_model(model)
+    parts = {
+        "vision": (spec.freeze_vision, vision_tower(model)),
+        "llm": (spec.freeze_llm, lm.layers),
+        "embeddings": (spec.freeze_embeddings, lm.embed_tokens),
+        "lm_head": (spec.freeze_lm_head, inner_model(model).lm_head),
+    }
+    for _, (frozen, module) in parts.items():
+        for p in module.parameters():
+            p.requires_grad_(not frozen)
+    if spec.freeze_llm:
+        for p in lm.norm.parameters():
+            p.requires_grad_(False)
+
+
+def add_lora(model: nn.Module, lora: LoraSpec) -> nn.Module:
+    """Wrap with peft LoRA on the language model's linear layers only (a regex keeps vision layers out)."""
+    from peft import LoraConfig, get_peft_model
+
+    names = "|".join(lora.target_modules)
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias="none",
+        target_modules=rf".*language_model.*\.({names})",
+    )
+    return get_peft_model(model, config)
+
+
+def load_policy(spec: PolicySpec) -> nn.Module:
+    """Load the model of ``spec`` with its freezing and LoRA applied."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    check_model_path(spec.path)
+    config = AutoConfig.from_pretrained(spec.path)
+    if not hasattr(config, "vision_config"):
+        raise ValueError(
+            f"{spec.path}: config of type {config.model_type!r} has no vision tower; lit_videor2 needs a video LM (Qwen2-VL, Qwen2.5-VL, Qwen3-VL)"
+        )
+    model = AutoModelForImageTextToText.from_pretrained(
+        spec.path,
+        dtype=getattr(torch, spec.dtype),
+        attn_implementation=resolve_attn_implementation(spec.attn_implementation),
+    )
+    apply_freezing(model, spec)
+    if spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if spec.lora is not None:
+        model = add_lora(model, spec.lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info(
+        "loaded %s (%s): %d parameters, %d trainable", spec.path, type(inner_model(model)).__name__, total, trainable
+    )
+    return model
+
+
+def shard_policy(
+    model: nn.Module, device_mesh: Any, *, reshard_after_forward: bool = True, mp_dtype: torch.dtype | None = None
+) -> nn.Module:
+    """FSDP2: ``fully_shard`` each decoder layer, the vision tower, then the root, on the mesh's data-parallel dim."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = (
+        device_mesh["data_parallel"]
+        if device_mesh.mesh_dim_names and "data_parallel" in device_mesh.mesh_dim_names
+        else device_mesh
+    )
+    kwargs: dict[str, Any] = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
+    if mp_dtype is not None:
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=mp_dtype, reduce_dtype=torch.float32)
+    for layer in decoder_layers(model):
+        fully_shard(layer, **kwargs)
+    fully_shard(vision_tower(model), **kwargs)
+    fully_shard(model, **kwargs)
+    return model

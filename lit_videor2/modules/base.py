@@ -1,0 +1,169 @@
+"""What SFT and GRPO share: the policy (built in ``configure_model``), optimizer and schedule, generation-based
+validation, RNG state in checkpoints, and the processor. Stage modules subclass :class:`PolicyModule`."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+
+from lit_videor2.models.hub import load_processor
+from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
+from lit_videor2.modules.generation import generate_completions
+from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationEval:
+    """Greedy generation on validation prompts, scored by the rewards and diagnostics."""
+
+    max_new_tokens: int = 256
+    """Longest completion."""
+    max_batches: int | None = None
+    """Generate on at most this many validation batches per validation run (None: all)."""
+    temporal_reward: bool = False
+    """Also score the Temporal Alignment Reward (loads the sentence embedder)."""
+
+
+def collect_rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class PolicyModule(L.LightningModule):
+    """Base LightningModule around a :class:`PolicySpec`; nothing heavy happens in ``__init__``."""
+
+    def __init__(
+        self,
+        policy: PolicySpec,
+        optimizer: OptimizerCallable = default_optimizer,
+        scheduler: WarmupCosine | None = None,
+        generation_eval: GenerationEval | None = None,
+    ) -> None:
+        """
+        Args:
+            policy: Model to load, dtype, attention, freezing and LoRA.
+            optimizer: Optimizer factory (YAML ``class_path``/``init_args``; default AdamW lr 1e-5, wd 0.1).
+            scheduler: Learning-rate schedule over the run's optimizer steps (default: none, constant lr).
+            generation_eval: Greedy generation on validation batches scored by format, accuracy, TAC (and TAR).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.policy = policy
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.generation_eval = generation_eval
+        self.model: torch.nn.Module | None = None
+        self._pending_rng: dict[str, Any] | None = None
+        self._val_scores: dict[str, list[float]] = {}
+
+    # -- model -----------------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        """Load (and, on a device mesh, shard) the policy. Idempotent."""
+        if self.model is not None:
+            return
+        self.model = load_policy(self.policy)
+        if self.device_mesh is not None:
+            shard_policy(self.model, self.device_mesh)
+
+    @cached_property
+    def processor(self) -> Any:
+        return load_processor(self.policy.path)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    # -- optimisation ----------------------------------------------------------------------------------
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(param_groups(self.model))
+        if self.scheduler_factory is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer, total), "interval": "step"},
+        }
+
+    def grad_norm(self) -> torch.Tensor:
+        """Total L2 norm of the gradients (sharded gradients reduced to the full norm)."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros(())
+        norm = torch.nn.utils.get_total_norm(grads)
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+    # -- checkpoints: RNG --------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Restored at the first training batch, after the data loaders have drawn their worker seeds, so the
+        # RNG stream continues exactly where the interrupted run left it.
+        self._pending_rng = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._pending_rng is not None:
+            restore_rng_states(self._pending_rng)
+            self._pending_rng = None
+
+    # -- generation-based validation ---------------------------------------------------------------------
+
+    def generation_scores(self, batch: dict[str, Any]) -> dict[str, list[float]]:
+        """Greedy completions for a batch's prompts, scored per sample (format, accuracy, TAC parts, TAR)."""
+        from lit_videor2.modules.scoring import score_completions
+
+        cfg = self.generation_eval
+        texts, _ = generate_completions(self.model, self.tokenizer, batch, max_new_tokens=cfg.max_new_tokens)
+        return score_completions(texts, batch["columns"], temporal=cfg.temporal_reward)
+
+    def maybe_score_generation(self, batch: dict[str, Any], batch_idx: int) -> None:
+        cfg = self.generation_eval
+        if (
+            cfg is None
+            or "prompt_input_ids" not in batch
+            or (cfg.max_batches is not None and batch_idx >= cfg.max_batches)
+        ):
+            return
+        for k, v in self.generation_scores(batch).items():
+            self._val_scores.setdefault(k, []).extend(v)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_scores = {}
+
+    def on_validation_epoch_end(self) -> None:
+        from lit_videor2.modules.scoring import aggregate_scores
+
+        if not self._val_scores:
+            return
+        for name, value in aggregate_scores(
+            self._val_scores, device=self.device, reduce=self.trainer.strategy.reduce
+        ).items():
+            self.log(f"val/{name}", value, sync_dist=False, rank_zero_only=False)
+        self._val_scores = {}

@@ -87,6 +87,7 @@ class PolicyModule(L.LightningModule):
         if self.model is not None:
             return
         self.model = load_policy(self.policy)
+        self.model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
         if self.device_mesh is not None:
             shard_policy(self.model, self.device_mesh)
 

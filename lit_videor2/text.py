@@ -196,7 +196,7 @@ def concluded_value(reasoning: str | None) -> str | None:
     if not matches:
         return None
     tail = re.split(r"(?<!\d)[.!?\n](?!\d)", reasoning[matches[-1].end():], maxsplit=1)[0]
-    return tail.strip(" \"'*") or None
+    return tail.strip(" \"'*.,;:") or None
 
 
 # ------------------------------------------------------------------------------------------- numbers

@@ -76,6 +76,7 @@ class OpenAIJudge(LLMJudge):
         self.send_top_k = send_top_k
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
@@ -111,14 +112,18 @@ class OpenAIJudge(LLMJudge):
     def _complete_one(self, request: ChatRequest) -> str | None:
         key = DiskCache.key(self.model, request.messages, request.sampling) if self.cache else None
         if key is not None and (hit := self.cache.get(key)) is not None:
-            self.stats["cache_hits"] += 1
+            self._count("cache_hits")
             return hit
         content = self._post(self._payload(request))
         if content is None:
-            self.stats["transport_failures"] += 1
+            self._count("transport_failures")
         elif key is not None:
             self.cache.put(key, content)
         return content
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
 
     def _headers(self) -> dict[str, str]:
         api_key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""

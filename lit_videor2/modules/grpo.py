@@ -1,0 +1,338 @@
+"""Stage 2: GRPO with group-shared rollouts (METHOD.md, stage 2).
+
+One training step: rollout (G completions per prompt, video encoded and prompt prefilled once per prompt) →
+rewards (the YAML-composed callables) → group advantages → μ = ``num_iterations`` policy updates with the
+clipped surrogate + β·k3 KL (:func:`~lit_videor2.losses.grpo_loss`). Manual optimisation: gradient accumulation
+over ``accumulate_steps`` micro-updates and norm clipping happen here.
+
+Reference model: none when β = 0; with LoRA the same model with adapters disabled (no copy); otherwise a frozen
+copy loaded through the same :class:`PolicySpec` and sharded like the policy, optionally synced every
+``ref_sync_every`` optimizer steps (TRL's ``sync_ref_model`` with α = 1).
+
+Groups never straddle ranks: each rank generates all G completions of its own prompts, so group statistics are
+local and exact. ``advantage_scale='batch'`` uses the std of the rank's batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from lit_videor2.data.dataset import repeat_columns
+from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
+from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
+from lit_videor2.modules.base import PolicyModule
+from lit_videor2.modules.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs
+from lit_videor2.rewards import RewardComposition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RolloutConfig:
+    """Sampling of the G completions per prompt (reference: G 8, temperature 0.9, top-k 50, 1024 tokens)."""
+
+    group_size: int = 8
+    """G: completions per prompt."""
+    max_new_tokens: int = 1024
+    """Token limit of a completion."""
+    temperature: float = 0.9
+    """Sampling temperature (log-probs are taken at the same temperature)."""
+    top_k: int = 50
+    """Top-k filter (0: off)."""
+    top_p: float = 1.0
+    """Nucleus filter (1.0: off)."""
+    share_prefix: bool = True
+    """Encode each video and prefill each prompt once per group (False: once per completion, like TRL)."""
+    reuse_vision: bool = True
+    """Reuse the rollout's visual features in the log-prob passes (needs a frozen vision tower)."""
+    share_prompt: bool = True
+    """Run the prompt part of the log-prob passes once per prompt, its KV cache expanded to G rows."""
+
+
+class GRPOModule(PolicyModule):
+    """GRPO on video prompts with swappable rewards.
+
+    Logs (``train/``): ``reward`` (total mean), ``reward_std``, ``rewards/<name>_mean`` and ``_std`` per component,
+    ``advantage_mean/std/abs``, ``kl``, ``clip_frac_low/high``, ``ratio_mean``, ``loss``, ``completion_len_mean``,
+    ``completion_len_max``, ``truncated_frac``, ``zero_std_groups`` (share of groups with all-equal rewards),
+    ``entropy`` (per-token, −mean log-prob of the sampled tokens), ``tokens_per_s`` (generated), ``gen_s``,
+    ``update_s``, ``grad_norm``, ``lr``. Validation: greedy generation scored by format, accuracy, TAC (and TAR).
+    """
+
+    def __init__(
+        self,
+        policy: PolicySpec,
+        rewards: RewardComposition,
+        *args: Any,
+        rollout: RolloutConfig | None = None,
+        loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "bnpo",
+        beta: float = 0.04,
+        epsilon_low: float = 0.2,
+        epsilon_high: float = 0.2,
+        num_iterations: int = 1,
+        advantage_scale: Literal["group", "batch", "none"] = "group",
+        advantage_eps: float = 1e-4,
+        mask_truncated_completions: bool = False,
+        accumulate_steps: int = 1,
+        gradient_clip_val: float | None = 1.0,
+        ref_sync_every: int | None = None,
+        log_completions_every: int = 50,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            policy: Model to train (the merged SFT model in the reference recipe).
+            rewards: Named, weighted reward callables (see README "Rewards").
+            rollout: Sampling settings and group sharing switches.
+            loss_type: Loss aggregation: ``grpo`` (per-sequence mean), ``bnpo`` (token mean, reference),
+                ``dr_grpo`` (sum / (N · max_new_tokens)), ``dapo`` (token mean over the global batch).
+            beta: KL coefficient (k3 estimator); 0 disables the reference model.
+            epsilon_low: Lower clip range of the ratio.
+            epsilon_high: Upper clip range of the ratio.
+            num_iterations: μ, policy updates per generation (old log-probs captured once when > 1).
+            advantage_scale: ``group`` std (reference), ``batch`` std, or ``none`` (Dr.GRPO).
+            advantage_eps: Added to the std.
+            mask_truncated_completions: Give completions that hit the token limit no loss.
+            accumulate_steps: Micro-updates per optimizer step (gradient accumulation).
+            gradient_clip_val: Max total gradient norm (None: no clipping).
+            ref_sync_every: Copy the policy into the reference model every this many optimizer steps (None: never).
+            log_completions_every: Write a completions table every this many training steps (0: never).
+        """
+        super().__init__(policy, *args, **kwargs)
+        self.automatic_optimization = False
+        self.rewards = rewards
+        self.rollout_cfg = rollout or RolloutConfig()
+        self.loss_type = loss_type
+        self.beta = beta
+        self.epsilon_low, self.epsilon_high = epsilon_low, epsilon_high
+        self.num_iterations = num_iterations
+        self.advantage_scale, self.advantage_eps = advantage_scale, advantage_eps
+        self.mask_truncated_completions = mask_truncated_completions
+        self.accumulate_steps = accumulate_steps
+        self.gradient_clip_val = gradient_clip_val
+        self.ref_sync_every = ref_sync_every
+        self.log_completions_every = log_completions_every
+        self.ref_model: torch.nn.Module | None = None
+        self._micro_steps = 0
+        if num_iterations < 1 or accumulate_steps < 1:
+            raise ValueError("num_iterations and accumulate_steps must be >= 1")
+
+    # -- models ----------------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        super().configure_model()
+        if self.beta > 0 and self.policy.lora is None:
+            frozen = PolicySpec(**{**self.policy.__dict__, "lora": None, "gradient_checkpointing": False})
+            self.ref_model = load_policy(frozen).eval().requires_grad_(False)
+            if self.device_mesh is not None:
+                shard_policy(self.ref_model, self.device_mesh)
+
+    def _reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
+        if self.beta == 0:
+            return None
+        cfg = self.rollout_cfg
+        if self.ref_model is not None:
+            return sequence_logprobs(
+                self.ref_model,
+                rollout,
+                reuse_vision=cfg.reuse_vision,
+                share_prompt=cfg.share_prompt,
+                temperature=cfg.temperature,
+            )
+        with self.model.disable_adapter():  # LoRA: the base model is the reference
+            return sequence_logprobs(
+                self.model,
+                rollout,
+                reuse_vision=cfg.reuse_vision,
+                share_prompt=cfg.share_prompt,
+                temperature=cfg.temperature,
+            )
+
+    def _sync_reference(self) -> None:
+        if self.ref_model is not None and self.ref_sync_every and self.global_step % self.ref_sync_every == 0:
+            self.ref_model.load_state_dict(self.model.state_dict())
+
+    # -- rollout and rewards ---------------------------------------------------------------------------
+
+    def _rollout(self, batch: dict[str, Any]) -> Rollout:
+        cfg = self.rollout_cfg
+        tok = self.tokenizer
+        from lit_videor2.modules.generation import stop_token_ids
+
+        with torch.no_grad():
+            return generate_group(
+                self.model,
+                PromptBatch.from_collated(batch),
+                group_size=cfg.group_size,
+                max_new_tokens=cfg.max_new_tokens,
+                eos_token_ids=stop_token_ids(tok),
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                pad_token_id=tok.pad_token_id,
+                share_prefix=cfg.share_prefix,
+            )
+
+    def decode(self, rollout: Rollout) -> list[str]:
+        """Completion texts (tokens up to and including EOS; special tokens dropped)."""
+        ids, mask = rollout.completion_ids.cpu(), rollout.completion_mask.cpu().bool()
+        return [self.tokenizer.decode(row[m], skip_special_tokens=True) for row, m in zip(ids, mask)]
+
+    def score(
+        self, completions: list[str], columns: dict[str, list[Any]]
+    ) -> tuple[torch.Tensor, dict[str, list[float | None]]]:
+        out = self.rewards(completions, **repeat_columns(columns, self.rollout_cfg.group_size))
+        return torch.tensor(out.total, dtype=torch.float32, device=self.device), out.components
+
+    # -- training --------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if not batch.get("batch_size"):
+            return
+        cfg, G = self.rollout_cfg, self.rollout_cfg.group_size
+        t0 = time.perf_counter()
+        rollout = self._rollout(batch)
+        gen_s = time.perf_counter() - t0
+        completions = self.decode(rollout)
+        rewards, components = self.score(completions, batch["columns"])  # [N]
+        advantages = group_advantages(rewards, G, scale=self.advantage_scale, eps=self.advantage_eps)  # [N]
+        mask = rollout.completion_mask.to(torch.float32)  # [N, T]
+        if self.mask_truncated_completions:
+            mask = mask_truncated(mask, rollout.is_truncated)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            ref_logps = self._reference_logprobs(rollout)
+            old_logps = None
+            if self.num_iterations > 1:
+                old_logps = sequence_logprobs(
+                    self.model,
+                    rollout,
+                    reuse_vision=cfg.reuse_vision,
+                    share_prompt=cfg.share_prompt,
+                    temperature=cfg.temperature,
+                )
+        for _ in range(self.num_iterations):
+            logps = sequence_logprobs(
+                self.model,
+                rollout,
+                reuse_vision=cfg.reuse_vision,
+                share_prompt=cfg.share_prompt,
+                temperature=cfg.temperature,
+            )
+            loss, stats = grpo_loss(
+                logps,
+                old_logps,
+                ref_logps,
+                advantages,
+                mask,
+                loss_type=self.loss_type,
+                epsilon_low=self.epsilon_low,
+                epsilon_high=self.epsilon_high,
+                beta=self.beta,
+                max_completion_length=cfg.max_new_tokens,
+            )
+            self.manual_backward(loss / self.accumulate_steps)
+            self._micro_steps += 1
+            if self._micro_steps % self.accumulate_steps == 0:
+                self._optimizer_step()
+        update_s = time.perf_counter() - t1
+        self._log_step(
+            rollout, rewards, components, advantages, logps.detach(), mask, loss.detach(), stats, gen_s, update_s
+        )
+        if self.log_completions_every and batch_idx % self.log_completions_every == 0:
+            self._log_completions(batch, completions, rewards, components, advantages)
+
+    def _optimizer_step(self) -> None:
+        opt = self.optimizers()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.gradient_clip_val is not None and params:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.gradient_clip_val)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        else:
+            norm = self.grad_norm()
+        self.log("train/grad_norm", norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        self.log("train/lr", opt.param_groups[0]["lr"])
+        self._sync_reference()
+
+    # -- logging ---------------------------------------------------------------------------------------
+
+    def _log_step(self, rollout, rewards, components, advantages, logps, mask, loss, stats, gen_s, update_s) -> None:
+        G = self.rollout_cfg.group_size
+        lengths = rollout.completion_mask.sum(-1).float()
+        n_tok = mask.sum().clamp(min=1)
+        metrics = {
+            "train/loss": loss,
+            "train/reward": rewards.mean(),
+            "train/reward_std": rewards.std() if rewards.numel() > 1 else torch.zeros(()),
+            "train/advantage_mean": advantages.mean(),
+            "train/advantage_std": advantages.std() if advantages.numel() > 1 else torch.zeros(()),
+            "train/advantage_abs": advantages.abs().mean(),
+            "train/clip_frac_low": stats.clip_frac_low,
+            "train/clip_frac_high": stats.clip_frac_high,
+            "train/ratio_mean": stats.ratio_mean,
+            "train/completion_len_mean": lengths.mean(),
+            "train/completion_len_max": lengths.max(),
+            "train/truncated_frac": rollout.is_truncated.float().mean(),
+            "train/zero_std_groups": (rewards.view(-1, G).std(-1, unbiased=False) == 0).float().mean()
+            if G > 1
+            else torch.ones(()),
+            "train/entropy": -(logps * mask).sum() / n_tok,
+            "train/tokens_per_s": torch.tensor(float(lengths.sum()) / max(gen_s, 1e-9)),
+            "train/gen_s": torch.tensor(gen_s),
+            "train/update_s": torch.tensor(update_s),
+        }
+        if stats.kl is not None:
+            metrics["train/kl"] = stats.kl
+        for name, values in components.items():
+            usable = torch.tensor([v for v in values if v is not None and v == v], dtype=torch.float32)
+            if usable.numel():
+                metrics[f"train/rewards/{name}_mean"] = usable.mean()
+                metrics[f"train/rewards/{name}_std"] = usable.std() if usable.numel() > 1 else torch.zeros(())
+        self.log_dict({k: v.float().to(self.device) for k, v in metrics.items()}, batch_size=rollout.num_prompts)
+        self.log(
+            "train/reward_mean", metrics["train/reward"].to(self.device), prog_bar=True, batch_size=rollout.num_prompts
+        )
+
+    def _log_completions(self, batch, completions, rewards, components, advantages) -> None:
+        G = self.rollout_cfg.group_size
+        ids = [i for i in batch["columns"]["id"] for _ in range(G)]
+        rows = [
+            {
+                "step": self.global_step,
+                "id": ids[i],
+                "completion": completions[i],
+                "reward": float(rewards[i]),
+                "advantage": float(advantages[i]),
+                **{n: v[i] for n, v in components.items()},
+            }
+            for i in range(len(completions))
+        ]
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"completions_rank{self.global_rank}.jsonl", "a", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        logger = self.logger
+        if logger is not None and hasattr(logger, "log_table"):  # e.g. WandbLogger
+            cols = list(rows[0])
+            logger.log_table(key="completions", columns=cols, data=[[r[c] for c in cols] for r in rows])
+
+    # -- validation ------------------------------------------------------------------------------------
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if batch.get("batch_size"):
+            self.maybe_score_generation(batch, batch_idx)

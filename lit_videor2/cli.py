@@ -17,6 +17,8 @@ from lightning.pytorch.cli import LightningCLI
 PROJECT_COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("lit_videor2.data.synthetic:main", "write a synthetic temporal video dataset (MP4 + Video-R2 JSON)"),
     "tiny-model": ("lit_videor2.models.tiny:tiny_model_main", "write a tiny random Qwen-VL model folder (offline)"),
+    "convert-benchmark": ("lit_videor2.benchmarks:main", "convert a public benchmark annotation file to the project schema"),
+    "ask": ("lit_videor2.ask:main", "answer a question about one video; print reasoning, answer and cited timestamps"),
 }
 LIGHTNING_COMMANDS = {
     "fit": "train (SFT or GRPO, chosen by the config's model class)",

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import lightning as L
 from torch.utils.data import DataLoader
 
+from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import VideoDataset
 from lit_videor2.data.frames import FrameLoader, Overlay
@@ -58,6 +59,7 @@ class VideoDataModule(L.LightningDataModule):
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
+        benchmarks: list[Benchmark] | None = None,
     ) -> None:
         """
         Args:
@@ -87,6 +89,10 @@ class VideoDataModule(L.LightningDataModule):
             shuffle: Shuffle training data (seeded per epoch).
             seed: Shuffle seed.
             drop_last: Drop the last incomplete training batch.
+            benchmarks: Test benchmarks, one test dataloader each (in this order; replaces ``test_file``). Each has
+                its own annotation file, video root, table group and frame sampling; its records carry the columns
+                ``benchmark`` and ``group``. A module with ``finished_test_ids(benchmark) -> set[str]`` (the
+                evaluation module: resume) has those records left out before the dataset is built.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -115,6 +121,8 @@ class VideoDataModule(L.LightningDataModule):
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.benchmarks = list(benchmarks) if benchmarks else None
+        self.test_datasets: list[VideoDataset] | None = None
         self.datasets: dict[Split, VideoDataset] = {}
         self.skipped_records: dict[Split, int] = {}
         self._train_sampler: ResumableSampler | None = None
@@ -137,11 +145,14 @@ class VideoDataModule(L.LightningDataModule):
 
     @cached_property
     def frame_loader(self) -> FrameLoader:
+        return self.make_frame_loader(self.sampling)
+
+    def make_frame_loader(self, sampling: FrameSampling) -> FrameLoader:
         vp = getattr(self.processor, "video_processor", None)
         factor = int(getattr(vp, "patch_size", 14)) * int(getattr(vp, "merge_size", 2))
         temporal = int(getattr(vp, "temporal_patch_size", 2))
         return FrameLoader(
-            self.sampling,
+            sampling,
             size_factor=factor,
             temporal_patch=temporal,
             backend=self.backend,
@@ -181,8 +192,33 @@ class VideoDataModule(L.LightningDataModule):
             None: ("train", "val", "test", "predict"),
         }
         for split in wanted.get(stage, ()):
-            if self.files[split] and split not in self.datasets:
+            if split == "test" and self.benchmarks:
+                if self.test_datasets is None:
+                    self.test_datasets = [self.build_benchmark_dataset(b) for b in self.benchmarks]
+            elif self.files[split] and split not in self.datasets:
                 self.datasets[split] = self.build_dataset(split)
+
+    def build_benchmark_dataset(self, benchmark: Benchmark) -> VideoDataset:
+        """Records of one benchmark, tagged with ``benchmark``/``group``, minus those the module has finished."""
+        report = load_records(benchmark.file, self.on_error)
+        if not report.records:
+            raise ValueError(f"benchmark {benchmark.name!r}: {benchmark.file}: no usable records")
+        module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+        finished = getattr(module, "finished_test_ids", None)
+        done = finished(benchmark.name) if finished is not None else set()
+        records = [r for r in report.records if r.id not in done]
+        for r in records:
+            r.extra.update(benchmark=benchmark.name, group=benchmark.group)
+        if done:
+            log.info(
+                "benchmark %s: %d of %d records already evaluated",
+                benchmark.name,
+                len(report.records) - len(records),
+                len(report.records),
+            )
+        root = benchmark.video_root or self.video_root or str(Path(benchmark.file).parent)
+        loader = self.frame_loader if benchmark.sampling is None else self.make_frame_loader(benchmark.sampling)
+        return VideoDataset(records, root, loader, self.on_error)
 
     # -- loaders ---------------------------------------------------------------------------------------
 
@@ -233,9 +269,24 @@ class VideoDataModule(L.LightningDataModule):
         self.setup("validate")
         return self._loader("val", self.mode, self.eval_batch_size, self._eval_sampler("val"))
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
         self.setup("test")
+        if self.benchmarks:
+            return [self._benchmark_loader(ds) for ds in self.test_datasets]
         return self._loader("test", "prompt", self.eval_batch_size, self._eval_sampler("test"))
+
+    def _benchmark_loader(self, dataset: VideoDataset) -> DataLoader:
+        world, rank = self._world()
+        sampler = None if world == 1 else ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self.collator("prompt"),
+            persistent_workers=self.num_workers > 0 and len(dataset) > 0,
+        )
 
     def predict_dataloader(self) -> DataLoader:
         self.setup("predict")

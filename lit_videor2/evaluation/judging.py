@@ -1,0 +1,103 @@
+"""Judgments of generated completions: everything in a predictions row that is not generation.
+
+One function, :func:`judge_rows`, serves the test loop (right after generation) and ``lit_videor2 judge``
+(re-judging a predictions file), so both always write the same fields. It reuses the project's single
+implementations: the accuracy reward (:func:`~lit_videor2.rewards.accuracy_score`), TAC matching
+(:func:`~lit_videor2.metrics.answer_matches`), the judge's four judgments, and TAR
+(:func:`~lit_videor2.rewards.temporal_alignment_score`).
+
+TAR here is the *ungated* alignment precision, a diagnostic of the reasoning's timestamps; the consistency gate of
+the reward is reported separately as ``consistent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lit_videor2.judges import HFJudge, Judge, OpenAIJudge, RuleBasedJudge
+from lit_videor2.metrics import answer_matches
+from lit_videor2.rewards import accuracy_score, temporal_alignment_score
+from lit_videor2.rewards.embedding import Embedder
+from lit_videor2.text import extract_think, extract_timestamp_claims
+
+__all__ = ["judge_name", "judge_rows", "parse_judge"]
+
+JUDGE_HELP = (
+    "rule (offline, default) | hf:PATH_OR_ID[,device=cuda,dtype=bfloat16] | "
+    "openai:BASE_URL,model=NAME[,cache_dir=DIR,api_key_env=VAR,max_concurrency=N] (e.g. a vLLM server)"
+)
+
+
+def parse_judge(spec: str) -> Judge:
+    """Build a judge from a command-line spec (see ``JUDGE_HELP``)."""
+    kind, _, rest = spec.partition(":")
+    head, *pairs = rest.split(",") if rest else [""]
+    opts: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise ValueError(f"judge spec {spec!r}: expected key=value after the first comma, got {pair!r}")
+        opts[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    try:
+        if kind == "rule" and not rest:
+            return RuleBasedJudge()
+        if kind == "hf" and head:
+            return HFJudge(model=head, **opts)
+        if kind == "openai" and head:
+            if "model" not in opts:
+                raise ValueError(f"judge spec {spec!r}: an OpenAI-compatible judge needs model=NAME")
+            return OpenAIJudge(base_url=head, **opts)
+    except TypeError as e:
+        raise ValueError(f"judge spec {spec!r}: {e}") from None
+    raise ValueError(f"unknown judge spec {spec!r}; expected {JUDGE_HELP}")
+
+
+def judge_name(judge: Judge) -> str:
+    """Short description of a judge stored with every row (``rule``, ``hf:Qwen/Qwen3-8B``, ``openai:NAME@URL``)."""
+    if isinstance(judge, RuleBasedJudge):
+        return "rule"
+    if isinstance(judge, HFJudge):
+        return f"hf:{judge.model_name}"
+    if isinstance(judge, OpenAIJudge):
+        return f"openai:{judge.model}@{judge.base_url}"
+    return type(judge).__name__
+
+
+def _tar(completion: str, grounding: Any, embedder: Embedder | None) -> float | None:
+    if not grounding:
+        return None
+    claims = extract_timestamp_claims(extract_think(completion or ""))
+    return temporal_alignment_score(claims, grounding, embedder=embedder)
+
+
+def judge_rows(
+    rows: Sequence[dict[str, Any]], judge: Judge, *, temporal: bool = True, embedder: Embedder | None = None
+) -> list[dict[str, Any]]:
+    """Fill the judgment fields of rows that hold ``completion``, ``answer``, ``problem_type``, ``options``,
+    ``question`` and ``temporal_grounding`` (in place; also returned). Batched: one judge call per judgment."""
+    if not rows:
+        return list(rows)
+    texts = [r["completion"] or "" for r in rows]
+    options = [r.get("options") or None for r in rows]
+    types = [r.get("problem_type") for r in rows]
+    questions = [r.get("question") or "" for r in rows]
+    finals = judge.final_answers(texts, options, types)
+    concluded = judge.concluded_answers(texts, options, types)
+    grounding = judge.grounding_scores(texts, questions)
+    consistent = judge.consistency(texts, questions, options, types)
+    name = judge_name(judge)
+    for i, row in enumerate(rows):
+        answer, ptype, opts = row["answer"], types[i], options[i] or ()
+        row["answer_parsed"], row["concluded"] = finals[i], concluded[i]
+        row["correct"] = float(accuracy_score(texts[i], answer, ptype, opts))
+        row["think_correct"] = (
+            float(accuracy_score(f"<answer>{concluded[i]}</answer>", answer, ptype, opts)) if concluded[i] else 0.0
+        )
+        row["tac_a"] = bool(answer_matches(finals[i], answer, ptype, opts))
+        row["tac_t"] = bool(answer_matches(concluded[i], answer, ptype, opts))
+        row["consistent"] = bool(consistent[i])
+        row["vas"] = float(min(10.0, max(0.0, grounding[i])))
+        row["tar"] = _tar(texts[i], row.get("temporal_grounding"), embedder) if temporal else None
+        row["judge"] = name
+    return list(rows)

@@ -1,0 +1,30 @@
+"""The paper's benchmark list and published rows (METHOD.md, from the Video-R2 paper, arXiv 2511.23478)."""
+
+from __future__ import annotations
+
+__all__ = ["PAPER_BENCHMARKS", "PAPER_ROWS"]
+
+#: Benchmark -> group, in the paper's order.
+PAPER_BENCHMARKS: dict[str, str] = {
+    "MVBench": "generic",
+    "VideoMME": "generic",
+    "TempCompass": "generic",
+    "MLVU": "generic",
+    "LongVideoBench": "generic",
+    "VideoMathQA": "reasoning",
+    "Video-MMMU": "reasoning",
+    "MMVU-val": "reasoning",
+    "VSI-Bench": "reasoning",
+    "MINERVA": "reasoning",
+    "SciVideoBench": "reasoning",
+}
+
+#: Published averages: accuracy of the Generic and Reasoning groups and Overall, TAC and VAS overall (all 0–100;
+#: None where not published). Which TAC aggregate the paper reports is unconfirmed; it fits the conditional
+#: consistency TP / (TP + FN), so reports show it beside that column.
+PAPER_ROWS: dict[str, dict[str, float | None]] = {
+    "Qwen2.5-VL-7B": {"generic": 67.5, "reasoning": 38.9, "overall": 51.9, "tac": None, "vas": None},
+    "Video-R1": {"generic": 65.6, "reasoning": 38.8, "overall": 51.0, "tac": 73.6, "vas": 45.9},
+    "VideoChat-R1": {"generic": 63.8, "reasoning": 39.1, "overall": 50.3, "tac": 76.8, "vas": 48.9},
+    "Video-R2": {"generic": 66.7, "reasoning": 41.6, "overall": 53.0, "tac": 81.6, "vas": 69.4},
+}

@@ -195,7 +195,7 @@ def concluded_value(reasoning: str | None) -> str | None:
     matches = list(_CONCLUSION_RE.finditer(reasoning))
     if not matches:
         return None
-    tail = re.split(r"(?<!\d)[.!?\n](?!\d)", reasoning[matches[-1].end():], maxsplit=1)[0]
+    tail = re.split(r"(?<!\d)[.!?\n](?!\d)", reasoning[matches[-1].end() :], maxsplit=1)[0]
     return tail.strip(" \"'*.,;:") or None
 
 
@@ -402,8 +402,8 @@ def extract_timestamp_claims(reasoning: str | None, max_words: int = 10) -> dict
         for i, mention in enumerate(mentions):
             left = mentions[i - 1].span[1] if i > 0 else 0
             right = mentions[i + 1].span[0] if i + 1 < len(mentions) else len(sentence)
-            after = _clause(sentence[mention.span[1]:right], max_words)
-            before = _clause(sentence[left:mention.span[0]], max_words)
+            after = _clause(sentence[mention.span[1] : right], max_words)
+            before = _clause(sentence[left : mention.span[0]], max_words)
             text = after if len(after.split()) >= 2 or not before else before
             if not text:
                 continue

@@ -46,8 +46,15 @@ def test_rule_based_judge(completion, options, concluded, final, consistent):
     [
         ("<answer>B</answer>", 0, 0),  # no think -> 0
         (W("I guess B.", "B"), 0, 1),  # no visual cues
-        (W("At 00:12 the video shows a red box on the left; then at 00:20 the man, next to it, lifts 3 boxes. "
-           "Finally at 00:30 we see the blue car behind the tree, after the woman first appears.", "B"), 8, 10),  # dense
+        (
+            W(
+                "At 00:12 the video shows a red box on the left; then at 00:20 the man, next to it, lifts 3 boxes. "
+                "Finally at 00:30 we see the blue car behind the tree, after the woman first appears.",
+                "B",
+            ),
+            8,
+            10,
+        ),  # dense
     ],
 )
 def test_rule_based_grounding(completion, low, high):

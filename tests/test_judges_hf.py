@@ -19,8 +19,15 @@ def tiny_chat_model(tmp_path_factory):
     tokenizer.chat_template = "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}assistant"
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, pad_token_id=0, eos_token_id=1, bos_token_id=None,
+        vocab_size=len(words),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=None,
     )
     path = tmp_path_factory.mktemp("tiny_judge")
     Qwen2ForCausalLM(config).save_pretrained(path)

@@ -117,8 +117,12 @@ def test_tac_several_batches():
     metric = ThinkAnswerConsistency()
     batches = [tac_batch(seed) for seed in range(4)]
     for rows in batches:
-        metric.update([r[0] for r in rows], [r[1] for r in rows], ["multiple choice"] * len(rows), [OPTIONS] * len(rows))
-        batch_value = think_answer_consistency([r[0] for r in rows], [r[1] for r in rows], options=[OPTIONS] * len(rows))
+        metric.update(
+            [r[0] for r in rows], [r[1] for r in rows], ["multiple choice"] * len(rows), [OPTIONS] * len(rows)
+        )
+        batch_value = think_answer_consistency(
+            [r[0] for r in rows], [r[1] for r in rows], options=[OPTIONS] * len(rows)
+        )
         for key, value in tac_reference(rows).items():
             assert float(batch_value[key]) == pytest.approx(value, rel=1e-12, nan_ok=True)
     union = [r for rows in batches for r in rows]
@@ -159,8 +163,10 @@ def test_visual_reliance_several_batches(per_video_token):
 def test_metric_states_are_summed_tensors():
     for metric in (ThinkAnswerConsistency(), VideoAttentionScore(), VisualReliance()):
         assert metric.full_state_update is False
-        assert all(fx is dist.ReduceOp.SUM or getattr(fx, "__name__", "") == "dim_zero_sum"
-                   for fx in metric._reductions.values())
+        assert all(
+            fx is dist.ReduceOp.SUM or getattr(fx, "__name__", "") == "dim_zero_sum"
+            for fx in metric._reductions.values()
+        )
         assert all(isinstance(v, torch.Tensor) for v in metric._defaults.values())
 
 
@@ -168,9 +174,11 @@ def test_metric_states_are_summed_tensors():
 
 
 def _rank_batches(rank: int):
-    return [tac_batch(10 * rank + i) for i in range(2)], [vas_batch(10 * rank + i) for i in range(2)], [
-        attention_batch(10 * rank + i) for i in range(2)
-    ]
+    return (
+        [tac_batch(10 * rank + i) for i in range(2)],
+        [vas_batch(10 * rank + i) for i in range(2)],
+        [attention_batch(10 * rank + i) for i in range(2)],
+    )
 
 
 def _worker(rank: int, world_size: int, init_file: str) -> None:

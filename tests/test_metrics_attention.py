@@ -16,15 +16,35 @@ def tiny_qwen25_vl():
 
     config = Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=256, bos_token_id=0, eos_token_id=1, pad_token_id=0,
+            vocab_size=64,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=0,
             rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0},
         ),
         vision_config=dict(
-            depth=1, hidden_size=32, out_hidden_size=64, num_heads=2, intermediate_size=64, patch_size=2,
-            temporal_patch_size=2, spatial_merge_size=2, in_channels=3, window_size=8, fullatt_block_indexes=[0],
+            depth=1,
+            hidden_size=32,
+            out_hidden_size=64,
+            num_heads=2,
+            intermediate_size=64,
+            patch_size=2,
+            temporal_patch_size=2,
+            spatial_merge_size=2,
+            in_channels=3,
+            window_size=8,
+            fullatt_block_indexes=[0],
         ),
-        image_token_id=60, video_token_id=VIDEO, vision_start_token_id=START, vision_end_token_id=END,
+        image_token_id=60,
+        video_token_id=VIDEO,
+        vision_start_token_id=START,
+        vision_end_token_id=END,
     )
     torch.manual_seed(0)
     return Qwen2_5_VLForConditionalGeneration(config).eval()
@@ -62,7 +82,9 @@ def test_final_layer_attention_equals_eager(tiny_qwen25_vl, monkeypatch):
     model, inputs = tiny_qwen25_vl, _inputs()
     calls = []
     original = F._capture_attention
-    monkeypatch.setattr(F, "_capture_attention", lambda module, *a, **k: calls.append(module) or original(module, *a, **k))
+    monkeypatch.setattr(
+        F, "_capture_attention", lambda module, *a, **k: calls.append(module) or original(module, *a, **k)
+    )
     attn = final_layer_attention(model, **inputs)
     assert len(calls) == 1 and calls[0] is model.model.language_model.layers[-1].self_attn  # final layer only
     assert model.model.language_model.layers[-1].self_attn.config is model.config.text_config  # restored

@@ -110,8 +110,14 @@ def test_accuracy_without_answer_block_and_option_text():
 
 @pytest.mark.parametrize(
     "truth, ptype",
-    [("B", "multiple choice"), ("(B)", "multiple choice"), ("apple", "OCR"), ("3", "numerical"),
-     ("3.14159", "regression"), ("A long answer about a man", "free-form")],
+    [
+        ("B", "multiple choice"),
+        ("(B)", "multiple choice"),
+        ("apple", "OCR"),
+        ("3", "numerical"),
+        ("3.14159", "regression"),
+        ("A long answer about a man", "free-form"),
+    ],
 )
 def test_infer_problem_type(truth, ptype):
     assert infer_problem_type(truth) == ptype
@@ -119,7 +125,12 @@ def test_infer_problem_type(truth, ptype):
 
 def test_accuracy_reward_columns():
     reward = AccuracyReward()
-    out = reward([W("x", "B"), W("x", "3"), W("x", "y")], answer=["B", "3.0", None], problem_type=["multiple choice", "numerical", None], unknown=[1, 2, 3])
+    out = reward(
+        [W("x", "B"), W("x", "3"), W("x", "y")],
+        answer=["B", "3.0", None],
+        problem_type=["multiple choice", "numerical", None],
+        unknown=[1, 2, 3],
+    )
     assert out == [1.0, 0.0, None]  # the None answer does not apply; unknown columns are accepted
     with pytest.raises(ValueError, match="problem_type"):
         accuracy_score(W("x", "B"), "B", "essay")

@@ -143,7 +143,10 @@ def test_claims_sanitised_sorted_and_later_duplicate_wins():
     raw = {"00:20": "late.", "00:12": "first.", "12": "duplicate wins.", "inf": "x", "00:30": 5, "00:40": " "}
     claims = claims_from_mapping(raw)
     # inf, a non-string sentence and an empty sentence are dropped; "12" normalises to 00:12 and wins
-    assert [(c.key, c.text, c.source_key) for c in claims] == [("00:12", "duplicate wins.", "12"), ("00:20", "late.", "00:20")]
+    assert [(c.key, c.text, c.source_key) for c in claims] == [
+        ("00:12", "duplicate wins.", "12"),
+        ("00:20", "late.", "00:20"),
+    ]
     assert sanitize_claims({"00:15-00:12": "r", "01:00-end": "o"}) == {"00:12-00:15": "r"}
 
 

@@ -92,9 +92,7 @@ class LLMJudge(Judge):
 
     def grounding_scores(self, completions, questions=None) -> list[float]:
         qs = _rows(questions, len(completions))
-        requests = [
-            grounding_request(q or "", c) if extract_think(c or "") else None for c, q in zip(completions, qs)
-        ]
+        requests = [grounding_request(q or "", c) if extract_think(c or "") else None for c, q in zip(completions, qs)]
         return [float(v) for v in self._judge(requests, parse_score, 0.0)]
 
     def consistency(self, completions, questions=None, options: Options = None, problem_types=None) -> list[bool]:

@@ -132,9 +132,7 @@ def _free_form(pred: str, truth: str) -> float:
     return min(1.0, max(0.0, mean))
 
 
-def accuracy_score(
-    completion: str, answer: str, problem_type: str | None = None, options: Sequence[str] = ()
-) -> float:
+def accuracy_score(completion: str, answer: str, problem_type: str | None = None, options: Sequence[str] = ()) -> float:
     """Accuracy of one completion against the ground truth ``answer`` (with or without ``<answer>`` tags).
 
     ``problem_type`` is one of ``multiple choice``, ``numerical``, ``regression``, ``OCR``, ``free-form`` (aliases

@@ -19,6 +19,8 @@ PROJECT_COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("lit_videor2.models.tiny:tiny_model_main", "write a tiny random Qwen-VL model folder (offline)"),
     "convert-benchmark": ("lit_videor2.benchmarks:main", "convert a public benchmark annotation file to the project schema"),
     "ask": ("lit_videor2.ask:main", "answer a question about one video; print reasoning, answer and cited timestamps"),
+    "judge": ("lit_videor2.evaluation.commands:judge_main", "recompute judgments (TAC, VAS, …) of a predictions file"),
+    "report": ("lit_videor2.report:main", "Markdown table and PNG charts from predictions files (--compare paper)"),
 }
 LIGHTNING_COMMANDS = {
     "fit": "train (SFT or GRPO, chosen by the config's model class)",

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from lit_videor2.cli import VideoR2CLI
-from tests.fixtures import synth_dir, tiny_model_dir, tiny_models  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo" / "grpo.yaml"

@@ -8,6 +8,7 @@ use and cached per process (one instance per model and device), so many reward o
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,10 +43,12 @@ class SentenceTransformerEmbedder(Embedder):
         batch_size: encoding batch size.
     """
 
-    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64, cache_size: int = 8192) -> None:
         self.model = model
         self.device = device
         self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def _load(self):
         key = (self.model or default_model_path(), self.device)
@@ -63,13 +66,23 @@ class SentenceTransformerEmbedder(Embedder):
 
     @torch.inference_mode()
     def encode(self, sentences: Sequence[str]) -> torch.Tensor:
+        """Embeddings ``[N, D]``; each distinct sentence is encoded once (LRU cache of ``cache_size`` sentences).
+
+        GRPO groups repeat claims (G completions of one prompt, and the same events across steps), so the cache
+        and the de-duplication skip most of the model's work after the first steps.
+        """
         if not sentences:
             return torch.zeros(0, 0)
-        emb = self._load().encode(
-            list(sentences),
-            batch_size=self.batch_size,
-            convert_to_tensor=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return emb.float().cpu()  # [N, D]
+        missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        if missing:
+            emb = self._load().encode(
+                missing, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+            )
+            for text, vec in zip(missing, emb.float().cpu()):
+                self._cache[text] = vec
+        out = torch.stack([self._cache[s] for s in sentences])  # [N, D]
+        for s in sentences:
+            self._cache.move_to_end(s)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out

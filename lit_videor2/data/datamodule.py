@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from lit_videor2.data.benchmark import Benchmark
@@ -234,6 +236,10 @@ class VideoDataModule(L.LightningDataModule):
             collate_fn=self.collator(mode),
             persistent_workers=self.num_workers > 0,
             drop_last=(split == "train" and self.drop_last),
+            # Exact resume: a loader's own generator draws the workers' base seed, so starting an epoch never
+            # consumes the global torch RNG (else a run resumed at an epoch boundary would restore the RNG after
+            # the draw that the uninterrupted run made before its next step). Decoding uses no randomness.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def _world(self) -> tuple[int, int]:
@@ -253,7 +259,14 @@ class VideoDataModule(L.LightningDataModule):
             drop_last=self.drop_last,
         )
         if self._resume is not None:
-            sampler.resume(self._resume["epoch"], self._resume["batches"] * self.batch_size)
+            epoch, batches = self._resume["epoch"], self._resume["batches"]
+            per_epoch = len(sampler) // self.batch_size if self.drop_last else math.ceil(len(sampler) / self.batch_size)
+            if batches >= per_epoch:  # the checkpoint closed its epoch: the run goes on with the next one
+                epoch, batches = epoch + 1, 0
+            # Set the epoch now: worker processes prefetch indices when Lightning creates the resumed iterator,
+            # which it does before its own ``set_epoch`` (and it reuses that iterator for the resumed epoch).
+            sampler.set_epoch(epoch)
+            sampler.resume(epoch, batches * self.batch_size)
             self._resume = None
         self._train_sampler = sampler
         return self._loader("train", self.mode, self.batch_size, sampler)
@@ -266,6 +279,8 @@ class VideoDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         # Validation keeps the SFT targets when training SFT (validation loss) and always carries the prompt.
+        if self.files["val"] is None:
+            return []  # no validation set: Lightning skips the loop
         self.setup("validate")
         return self._loader("val", self.mode, self.eval_batch_size, self._eval_sampler("val"))
 

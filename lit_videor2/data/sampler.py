@@ -12,7 +12,7 @@ class ResumableSampler(DistributedSampler):
 
     Subclassing ``DistributedSampler`` makes Lightning keep it as it is instead of wrapping it, so the
     data order is the same in one process and on every rank of a DDP/FSDP run. ``resume(epoch, n)`` makes the
-    next iteration of ``epoch`` start after the ``n`` samples this rank already consumed.
+    next iteration of ``epoch`` start after the ``n`` samples this rank already consumed (``len`` is unchanged).
     """
 
     def __init__(
@@ -43,4 +43,7 @@ class ResumableSampler(DistributedSampler):
         return iter(indices[skip:])
 
     def __len__(self) -> int:
-        return self.num_samples - self._skip()
+        # The full epoch length, also while resuming: Lightning reads the number of batches per epoch once, and
+        # a shortened length would shorten every later epoch too. Like a stateful loader, the resumed epoch's
+        # iteration just yields fewer batches; Lightning's restored batch progress counts from where it stopped.
+        return self.num_samples

@@ -1,0 +1,140 @@
+"""Vision helpers for Qwen-VL policies: encode videos once, 3-D mRoPE positions, repeat per completion.
+
+These wrap the public transformers (5.x) calls measured in ``NOTES.md``:
+
+* ``model.model.get_video_features(pixel_values_videos, video_grid_thw)`` returns one feature tensor per video
+  (``pooler_output``, a tuple); the model forward takes them back through ``mm_encoder_outputs={"video": ...}``
+  and then does not run the vision tower.
+* ``model.model.get_rope_index(input_ids, mm_token_type_ids, video_grid_thw=..., second_per_grid_ts=...,
+  attention_mask=...)`` gives the 3-D positions ``(3, B, L)`` (0 on left padding) and the rope deltas ``[B, 1]``.
+
+The project's prompt batches hold exactly one video per prompt (see :mod:`lit_videor2.data.collate`), so video
+``i`` belongs to prompt row ``i``; the helpers rely on that and check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+#: Vision special tokens that must never be generated (a generated ``<|video_pad|>`` breaks the log-prob forward).
+VISION_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+_CONFIG_VISION_IDS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+
+
+def vision_special_token_ids(config: Any, tokenizer: Any | None = None) -> list[int]:
+    """Ids of every vision special token, from the model config and (for ``<|vision_pad|>``) the tokenizer.
+
+    Args:
+        config: the model config (``image_token_id``, ``video_token_id``, ``vision_start/end_token_id``).
+        tokenizer: optional; adds the ids of :data:`VISION_SPECIAL_TOKENS` it knows (``<|vision_pad|>`` has no
+            config attribute).
+
+    Returns:
+        Sorted, de-duplicated ids.
+    """
+    ids = {getattr(config, name, None) for name in _CONFIG_VISION_IDS}
+    if tokenizer is not None:
+        unk = getattr(tokenizer, "unk_token_id", None)
+        for token in VISION_SPECIAL_TOKENS:
+            i = tokenizer.convert_tokens_to_ids(token)
+            if isinstance(i, int) and i >= 0 and i != unk:
+                ids.add(i)
+    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+
+
+def video_token_counts(model: nn.Module, video_grid_thw: torch.Tensor) -> list[int]:
+    """Number of LLM video tokens of each video: ``t * h * w / merge_size**2`` -> list of length ``num_videos``."""
+    merge = int(model.config.vision_config.spatial_merge_size)
+    return (video_grid_thw.prod(-1) // merge**2).tolist()
+
+
+def encode_videos(model: nn.Module, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor) -> tuple:
+    """Run the vision tower (and merger) once over all videos of a batch.
+
+    Args:
+        pixel_values_videos: ``[P, C * tp * p * p]`` flattened patches of all videos (processor output).
+        video_grid_thw: ``[V, 3]`` patch grid of each video.
+
+    Returns:
+        A tuple of ``V`` tensors ``[n_tokens_v, hidden]``: the LLM-space features of each video.
+    """
+    out = model.model.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
+    return tuple(out.pooler_output)
+
+
+def video_encoder_outputs(features: Sequence[torch.Tensor], repeats: int = 1) -> dict[str, BaseModelOutputWithPooling]:
+    """``mm_encoder_outputs`` for the model forward from per-video features, each repeated ``repeats`` times.
+
+    Rows of one prompt are adjacent (``repeat_interleave`` order), matching the row order of the token batch.
+    """
+    pooled = tuple(f for f in features for _ in range(repeats))
+    return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
+
+
+def repeat_videos(
+    pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor, repeats: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give each completion its own copy of its prompt's video (the per-completion baseline of other frameworks).
+
+    Returns:
+        ``pixel_values_videos`` ``[P * repeats, D]`` and ``video_grid_thw`` ``[V * repeats, 3]`` with the copies
+        of one video adjacent.
+    """
+    sizes = video_grid_thw.prod(-1).tolist()  # patches per video
+    chunks = torch.split(pixel_values_videos, sizes)
+    pixels = torch.cat([c for c in chunks for _ in range(repeats)])
+    return pixels, video_grid_thw.repeat_interleave(repeats, dim=0)
+
+
+def rope_positions(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    mm_token_type_ids: torch.Tensor,
+    video_grid_thw: torch.Tensor,
+    second_per_grid_ts: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """3-D mRoPE positions of (left-padded) prompts with one video each.
+
+    Args:
+        input_ids, attention_mask, mm_token_type_ids: ``[B, L]``.
+        video_grid_thw: ``[B, 3]``.
+        second_per_grid_ts: ``[B]`` seconds per temporal patch (Qwen2.5-VL); ``None`` for architectures without it.
+
+    Returns:
+        ``position_ids`` ``(3, B, L)`` (0 on padding) and ``rope_deltas`` ``[B, 1]``.
+    """
+    if video_grid_thw.shape[0] != input_ids.shape[0]:
+        raise ValueError(
+            f"rope_positions expects one video per prompt: {input_ids.shape[0]} prompts but "
+            f"{video_grid_thw.shape[0]} video grids."
+        )
+    kwargs: dict[str, Any] = {"video_grid_thw": video_grid_thw, "attention_mask": attention_mask}
+    if second_per_grid_ts is not None:
+        kwargs["second_per_grid_ts"] = second_per_grid_ts
+    return model.model.get_rope_index(input_ids, mm_token_type_ids, **kwargs)
+
+
+def continue_positions(last: torch.Tensor, length: int) -> torch.Tensor:
+    """Positions of ``length`` text tokens that follow a sequence whose last position is ``last`` ``(3, N, 1)``.
+
+    After the video, text positions step by one on all three axes: ``last + 1 + arange(length)`` -> ``(3, N, length)``.
+    """
+    steps = torch.arange(1, length + 1, device=last.device, dtype=last.dtype)  # [length]
+    return last + steps.view(1, 1, -1)
+
+
+def vision_tower_trainable(model: nn.Module) -> bool:
+    """Whether any parameter of the vision tower (``model.model.visual``, merger included) requires grad."""
+    return any(p.requires_grad for p in model.model.visual.parameters())

@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -76,24 +75,14 @@ def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
     return y.round_().clamp_(0, 255).to(torch.uint8)
 
 
-_SRT_TIME = re.compile(r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})\s*-->\s*(\d+):(\d{2}):(\d{2})[,.](\d{1,3})")
-
-
 def parse_srt(text: str) -> list[tuple[float, float, str]]:
-    """``(start s, end s, text)`` of every cue in SubRip text (no third-party dependency)."""
-    cues = []
-    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
-        lines = block.split("\n")
-        for k, line in enumerate(lines):
-            m = _SRT_TIME.search(line)
-            if m:
-                g = [int(x) for x in m.groups()]
-                ms0, ms1 = (int(m.group(4).ljust(3, "0")), int(m.group(8).ljust(3, "0")))
-                start = g[0] * 3600 + g[1] * 60 + g[2] + ms0 / 1000
-                end = g[4] * 3600 + g[5] * 60 + g[6] + ms1 / 1000
-                cues.append((start, end, " ".join(x.strip() for x in lines[k + 1 :] if x.strip())))
-                break
-    return cues
+    """``(start s, end s, text)`` of every cue in SubRip text (parsed by the ``srt`` package; lines joined)."""
+    import srt
+
+    return [
+        (cue.start.total_seconds(), cue.end.total_seconds(), " ".join(x.strip() for x in cue.content.splitlines() if x.strip()))
+        for cue in srt.parse(text)
+    ]
 
 
 @lru_cache(maxsize=64)

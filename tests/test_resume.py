@@ -11,7 +11,6 @@ import pytest
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lit_videor2.modules.optim import WarmupCosine
-
 from tests.fixtures import synth_dir, tiny_model_dir, tiny_models  # noqa: F401
 from tests.sft_utils import LossRecorder, make_datamodule, make_module, make_trainer
 
@@ -40,7 +39,9 @@ def run(root, model_dir, data_dir, *, num_workers, stop_after=None, ckpt_path=No
         ckpt = ModelCheckpoint(dirpath=root, filename="{step}", every_n_train_steps=stop_after, save_top_k=-1)
         callbacks += [ckpt, StopAfter(stop_after)]
     trainer = make_trainer(root, max_steps=N_STEPS, callbacks=callbacks)
-    trainer.fit(module, make_datamodule(data_dir, model_dir, num_workers=num_workers), ckpt_path=ckpt_path, weights_only=False)
+    trainer.fit(
+        module, make_datamodule(data_dir, model_dir, num_workers=num_workers), ckpt_path=ckpt_path, weights_only=False
+    )
     return rec.losses
 
 

@@ -103,7 +103,7 @@ def _chart(path: Path, runs: dict[str, dict[str, Any]], key: str, ylabel: str) -
     ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

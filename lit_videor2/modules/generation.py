@@ -7,18 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-VISION_TOKENS = ("<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+from lit_videor2.models.vision import vision_special_token_ids
+
 VISION_INPUT_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-
-
-def vision_token_ids(tokenizer: Any) -> list[int]:
-    """Ids of the vision special tokens that must never be generated (they break the log-prob forward)."""
-    ids = []
-    for tok in VISION_TOKENS:
-        i = tokenizer.convert_tokens_to_ids(tok)
-        if isinstance(i, int) and i != tokenizer.unk_token_id and i >= 0:
-            ids.append(i)
-    return ids
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:
@@ -55,7 +46,7 @@ def generate_completions(
         do_sample=do_sample,
         eos_token_id=stop,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0],
-        suppress_tokens=vision_token_ids(tokenizer),
+        suppress_tokens=vision_special_token_ids(getattr(model, "config", None), tokenizer),
         **gen_kwargs,
     )
     completion_ids = out[:, inputs["input_ids"].shape[1] :]

@@ -161,6 +161,16 @@ class GRPOModule(PolicyModule):
         if self.ref_model is not None and self.ref_sync_every and self.global_step % self.ref_sync_every == 0:
             self.ref_model.load_state_dict(self.model.state_dict())
 
+    @property
+    def _share_prompt_with_grad(self) -> bool:
+        """Prompt sharing in the policy (gradient) pass.
+
+        Activation checkpointing in transformers drops the KV cache of a training forward, so with
+        ``policy.gradient_checkpointing`` the policy pass runs full prompt + completion rows (the no-grad reference
+        and old-policy passes still share the prompt).
+        """
+        return self.rollout_cfg.share_prompt and not self.policy.gradient_checkpointing
+
     # -- rollout and rewards ---------------------------------------------------------------------------
 
     def _rollout(self, batch: dict[str, Any]) -> Rollout:
@@ -225,7 +235,7 @@ class GRPOModule(PolicyModule):
                 self.model,
                 rollout,
                 reuse_vision=cfg.reuse_vision,
-                share_prompt=cfg.share_prompt,
+                share_prompt=self._share_prompt_with_grad,
                 temperature=cfg.temperature,
             )
             loss, stats = grpo_loss(

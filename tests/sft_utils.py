@@ -16,14 +16,15 @@ from tests.fixtures import SMALL
 
 
 class LossRecorder(L.Callback):
-    """``losses[global_step] = training loss`` of the step that produced that global step (1-based)."""
+    """``losses[global_step] = logged training loss`` of the step that produced that global step (1-based)."""
 
     def __init__(self) -> None:
         self.losses: dict[int, float] = {}
         self.where: dict[int, tuple[int, int]] = {}  # global step -> (epoch, batch index)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int):
-        self.losses[trainer.global_step] = float(outputs["loss"])
+        # The logged value: synced over ranks, the global token-mean loss (``outputs`` holds this rank's share).
+        self.losses[trainer.global_step] = float(trainer.callback_metrics["train/loss"])
         self.where[trainer.global_step] = (trainer.current_epoch, i)
 
 

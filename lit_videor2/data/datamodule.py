@@ -243,8 +243,13 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     def _world(self) -> tuple[int, int]:
+        """Data-parallel (replicas, rank): the strategy's sampler settings (ModelParallelStrategy: the data-parallel
+        mesh dimension, so tensor-parallel ranks get the same data), else world size and global rank."""
         trainer = getattr(self, "trainer", None)
-        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if trainer is None:
+            return 1, 0
+        kw = getattr(trainer.strategy, "distributed_sampler_kwargs", None) or {}
+        return int(kw.get("num_replicas", trainer.world_size)), int(kw.get("rank", trainer.global_rank))
 
     def train_dataloader(self) -> DataLoader:
         if "train" not in self.datasets:

@@ -86,10 +86,26 @@ class SFTModule(PolicyModule):
             self.log("train/tokens_per_s", float(batch["attention_mask"].sum()) / max(now - self._t_last, 1e-9))
         self._t_last = now
         bs = batch["input_ids"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        loss = self._global_token_mean(loss, n_tokens)
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs, sync_dist=self.trainer.world_size > 1)
         self.log("train/label_tokens", float(n_tokens), batch_size=bs)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
+
+    def _global_token_mean(self, loss: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """Rescale a rank's token-mean loss so the gradient is the token mean over the *global* batch.
+
+        DDP and FSDP average gradients over ranks: with a plain per-rank mean, ranks with few label tokens would
+        weigh as much as ranks with many, and results would change with the number of processes. Scaling by
+        ``n_rank * world / n_global`` makes the averaged gradient that of one process on the whole batch (tensor-
+        parallel ranks see the same tokens, so ``world / n_global`` is still ``dp / n_dp``). The mean of the
+        scaled values over ranks (what ``sync_dist`` logs) is the global token-mean loss.
+        """
+        world = self.trainer.world_size
+        if world == 1:
+            return loss
+        n_all = self.trainer.strategy.reduce(torch.tensor(float(n_tokens), device=self.device), reduce_op="sum")
+        return loss * (n_tokens * world / n_all.clamp_min(1.0))
 
     def _nonfinite(self, loss: torch.Tensor) -> None:
         self.nonfinite_steps += 1

@@ -83,10 +83,27 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     if path.is_dir():
-        from lightning.fabric.utilities.load import _load_distributed_checkpoint
-
-        return _load_distributed_checkpoint(path)
+        return _read_sharded_checkpoint(path)
     return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+
+
+def _read_sharded_checkpoint(folder: Path) -> dict[str, Any]:
+    """A ModelParallelStrategy/FSDP checkpoint folder (torch.distributed.checkpoint shards + Lightning's metadata
+    file) as one full state dict in memory (Lightning's ``_load_distributed_checkpoint``, but the metadata is read
+    with ``weights_only=False``: it holds the hyper-parameters)."""
+    from lightning.fabric.utilities.load import _METADATA_FILENAME
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    checkpoint: dict[str, Any] = {}
+    _load_state_dict(
+        checkpoint, storage_reader=FileSystemReader(folder), planner=_EmptyStateDictLoadPlanner(), no_dist=True
+    )
+    extra = folder / _METADATA_FILENAME
+    if extra.is_file():
+        checkpoint.update(torch.load(extra, map_location="cpu", weights_only=False))
+    return checkpoint
 
 
 def module_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -28,12 +28,15 @@ class LossRecorder(L.Callback):
         self.where[trainer.global_step] = (trainer.current_epoch, i)
 
 
-def make_module(model_dir: str | Path, *, lora: bool = True, dropout: float = 0.1, lr: float = 1e-2) -> SFTModule:
+def make_module(
+    model_dir: str | Path, *, lora: bool = True, dropout: float = 0.1, lr: float = 1e-2, **policy: Any
+) -> SFTModule:
     """SFTModule on a tiny model; LoRA with dropout makes the loss depend on the RNG stream."""
     spec = PolicySpec(
         path=str(model_dir),
         attn_implementation="sdpa",
         lora=LoraSpec(r=4, alpha=8, dropout=dropout) if lora else None,
+        **policy,
     )
     # functools.partial (not a lambda) so the hyper-parameters pickle into the checkpoint.
     return SFTModule(policy=spec, optimizer=functools.partial(torch.optim.AdamW, lr=lr, weight_decay=0.0))

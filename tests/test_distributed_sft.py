@@ -61,7 +61,9 @@ def run(name: str, model_dir: str, data_dir: str, out: Path, *, lora: bool) -> d
     torch.set_num_threads(1)
     L.seed_everything(0)
     distributed = name != "single"
-    module = make_module(model_dir, lora=lora, dropout=0.0, lr=1e-2)
+    # The FSDP run also exercises what configs/trainer/fsdp.yaml turns on: activation checkpointing, and
+    # gradient clipping (the recipe's 1.0) over sharded gradients.
+    module = make_module(model_dir, lora=lora, dropout=0.0, lr=1e-2, gradient_checkpointing=not lora)
     rec, probe = LossRecorder(), ShardingProbe()
     trainer = make_trainer(
         out / "run",
@@ -69,11 +71,13 @@ def run(name: str, model_dir: str, data_dir: str, out: Path, *, lora: bool) -> d
         callbacks=[rec, probe],
         strategy=strategy(name),
         devices=WORLD if distributed else 1,
+        gradient_clip_val=None if lora else 1.0,
     )
     per_rank_batch = 1 if distributed else WORLD
     trainer.fit(module, make_datamodule(data_dir, model_dir, batch_size=per_rank_batch))
     result = {"losses": rec.losses, **probe.facts}
     out.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(out / "last.ckpt")  # FSDP: a sharded folder written by every rank
     (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
     return result
 
@@ -125,6 +129,21 @@ def test_fsdp2_two_cpu_processes_shard_and_match_single_process(tmp_path, tiny_m
     assert sum(r["local_numel"] for r in ranks) == ranks[0]["full_numel"]
     single = run("single", str(tiny_model_dir), str(synth_dir), tmp_path / "single", lora=False)
     assert_same_losses(ranks[0]["losses"], single["losses"], tol=1e-5)
+
+    # The sharded checkpoint folder exports to a HF model equal to the one-process run's (consolidated in memory).
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from lit_videor2.export import main as export_main
+    from tests.sft_utils import first_batch, logits
+
+    assert (tmp_path / "fsdp" / "last.ckpt").is_dir()
+    export_main(["--ckpt", str(tmp_path / "fsdp" / "last.ckpt"), "--out", str(tmp_path / "hf")])
+    inputs = first_batch(synth_dir, tiny_model_dir)
+    sharded = logits(AutoModelForImageTextToText.from_pretrained(tmp_path / "hf"), inputs)
+    export_main(["--ckpt", str(tmp_path / "single" / "last.ckpt"), "--out", str(tmp_path / "hf1")])
+    one = logits(AutoModelForImageTextToText.from_pretrained(tmp_path / "hf1"), inputs)
+    torch.testing.assert_close(sharded, one, atol=1e-4, rtol=0)
 
 
 if __name__ == "__main__":

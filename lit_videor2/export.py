@@ -193,14 +193,13 @@ def build_parser(prog: str = "lit_videor2 export") -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
+def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = export_checkpoint(
         args.ckpt, args.out, merge_lora=args.merge_lora, dtype=args.dtype, policy_path=args.policy_path
     )
-    print(f"exported {args.ckpt} -> {out}")
-    return out
+    print(f"exported {args.ckpt} -> {out}")  # returns None: the console script's sys.exit(main()) must exit 0
 
 
 if __name__ == "__main__":

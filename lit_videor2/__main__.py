@@ -1,4 +1,4 @@
-from lit_videor2.cli import main
+from lit_videor2.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -97,5 +97,10 @@ def main(args: Sequence[str] | None = None) -> Any:
     return VideoR2CLI(args=None if args is None else argv)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console-script entry point: like :func:`main`, but returns nothing so the process exits with status 0."""
     main()
+
+
+if __name__ == "__main__":
+    run()

@@ -29,6 +29,9 @@ class PrepareDemoAssets(L.Callback):
         hidden_size: int = 128,
         layers: int = 2,
         question_kinds: list[str] | None = None,
+        sft_model_dir: str | None = None,
+        sft_config: str = "configs/demo/sft.yaml",
+        sft_checkpoint: str = "runs/demo-sft/checkpoints/last.ckpt",
     ) -> None:
         """
         Args:
@@ -41,10 +44,15 @@ class PrepareDemoAssets(L.Callback):
             hidden_size: Tiny model width.
             layers: Tiny model decoder layers.
             question_kinds: Question kinds to generate (None: all).
+            sft_model_dir: For the GRPO demo: the SFT-trained model folder. When missing, the SFT demo
+                (``sft_config``) is run in a subprocess and its checkpoint exported here (None: not needed).
+            sft_config: Config of the SFT stage that makes ``sft_model_dir``.
+            sft_checkpoint: Checkpoint that SFT run writes, exported to ``sft_model_dir``.
         """
         self.data_dir, self.model_dir, self.arch = data_dir, model_dir, arch
         self.num_train, self.num_val, self.seed = num_train, num_val, seed
         self.hidden_size, self.layers, self.question_kinds = hidden_size, layers, question_kinds
+        self.sft_model_dir, self.sft_config, self.sft_checkpoint = sft_model_dir, sft_config, sft_checkpoint
 
     def prepare(self) -> None:
         """Build whatever is missing (call on one process)."""
@@ -66,6 +74,20 @@ class PrepareDemoAssets(L.Callback):
             build_tiny_model(
                 self.arch, self.model_dir, seed=self.seed, hidden_size=self.hidden_size, layers=self.layers
             )
+        if self.sft_model_dir and not (Path(self.sft_model_dir) / "config.json").is_file():
+            self._run_sft_stage()
+
+    def _run_sft_stage(self) -> None:
+        """Stage 1 of the demo, exactly as a user runs it: ``lit_videor2 fit`` then ``lit_videor2 export``."""
+        import subprocess
+        import sys
+
+        from lit_videor2.export import export_checkpoint
+
+        if not Path(self.sft_checkpoint).is_file():
+            log.info("no SFT model at %s: running the SFT demo (%s) first", self.sft_model_dir, self.sft_config)
+            subprocess.run([sys.executable, "-m", "lit_videor2", "fit", "--config", self.sft_config], check=True)
+        export_checkpoint(self.sft_checkpoint, self.sft_model_dir, merge_lora=True)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # The CLI calls ``prepare`` before the run starts (see ``VideoR2CLI``); this catches direct Trainer use
@@ -90,10 +112,12 @@ def prepare_assets(callbacks: list[Any]) -> None:
         if os.environ.get("LOCAL_RANK", "0") == "0":
             cb.prepare()
             continue
-        for path in filter(
-            None,
-            [cb.data_dir and Path(cb.data_dir) / "meta.json", cb.model_dir and Path(cb.model_dir) / "tiny_model.json"],
-        ):
+        wanted = [
+            cb.data_dir and Path(cb.data_dir) / "meta.json",
+            cb.model_dir and Path(cb.model_dir) / "tiny_model.json",
+            cb.sft_model_dir and Path(cb.sft_model_dir) / "lit_videor2_export.json",
+        ]
+        for path in filter(None, wanted):
             deadline = time.time() + 600
             while not path.exists() and time.time() < deadline:
                 time.sleep(1)

@@ -63,6 +63,7 @@ from transformers.generation.logits_process import (
 )
 
 from lit_videor2.losses.logprobs import token_logprobs
+from lit_videor2.models.policy import inner_model
 from lit_videor2.models.vision import (
     continue_positions,
     encode_videos,
@@ -451,6 +452,7 @@ def generate_group(
     Returns:
         A :class:`Rollout` with N = B·G completions, rows of one prompt adjacent.
     """
+    model = inner_model(model)  # a peft wrapper: LoRA layers are injected in place, the base model runs them
     prompt = batch if isinstance(batch, PromptBatch) else PromptBatch.from_collated(batch)
     if group_size < 1 or max_new_tokens < 1:
         raise ValueError(f"group_size ({group_size}) and max_new_tokens ({max_new_tokens}) must be >= 1.")
@@ -624,6 +626,7 @@ def sequence_logprobs(
     Returns:
         ``[N, T]`` float32 log-probs; positions after EOS hold values too, mask them with ``completion_mask``.
     """
+    model = inner_model(model)
     repeats = 1 if share_prompt else rollout.group_size
     video = _video_kwargs(model, rollout, reuse_vision=reuse_vision, repeats=repeats)
     logits = _shared_prompt_logits(model, rollout, video) if share_prompt else _full_logits(model, rollout, video)

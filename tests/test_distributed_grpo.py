@@ -1,0 +1,181 @@
+"""GRPOModule over 2 CPU processes (gloo): DDP, and FSDP2 via Lightning's ModelParallelStrategy.
+
+Each test runs ``python -m lit_videor2 fit`` in a subprocess, exactly as a user launches training; Lightning's
+launcher re-runs that command for rank 1. A :class:`RankProbe` callback writes what each rank saw. The runs must
+succeed: a process that cannot start fails the test, it is never skipped.
+
+Rollouts are sampled per rank, so a 2-rank run is not compared with one process step by step (the SFT tests do
+that); what is checked is that groups stay on their rank, that both ranks end with the same weights (DDP) or with
+really sharded weights (FSDP2, policy and reference alike), and that every logged value is finite.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+G, PROMPTS_PER_RANK, STEPS = 2, 1, 2
+
+
+class RankProbe(L.Callback):
+    """Writes ``rank<r>.json`` in ``out``: world size, sharding facts, a digest of the final full weights."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+
+    @staticmethod
+    def _facts(module: torch.nn.Module | None) -> dict:
+        from torch.distributed.tensor import DTensor, Shard
+
+        if module is None:
+            return {}
+        params = list(module.parameters())
+        return {
+            "dtensor": all(isinstance(p, DTensor) for p in params),
+            "shard0": all(isinstance(p, DTensor) and p.placements == (Shard(0),) for p in params),
+            "local_numel": sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params),
+            "full_numel": sum(p.numel() for p in params),
+        }
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        digest = hashlib.sha256()
+        for name, p in sorted(pl_module.model.named_parameters()):
+            full = p.full_tensor() if hasattr(p, "full_tensor") else p
+            digest.update(name.encode() + full.detach().float().cpu().numpy().tobytes())
+        facts = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "strategy": type(trainer.strategy).__name__,
+            "global_step": trainer.global_step,
+            "policy": self._facts(pl_module.model),
+            "reference": self._facts(getattr(pl_module, "ref_model", None)),
+            "weights_sha256": digest.hexdigest(),
+        }
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(facts))
+
+
+def launch(strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: bool) -> list[dict]:
+    probe = json.dumps([{"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}}])
+    cmd = [
+        sys.executable,
+        "-m",
+        "lit_videor2",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "demo" / "grpo.yaml"),
+        "--trainer.strategy",
+        strategy,
+        "--trainer.devices",
+        "2",
+        "--trainer.max_steps",
+        str(STEPS),
+        "--trainer.callbacks",
+        probe,
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.logger",
+        "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.save_dir",
+        str(out),
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.limit_val_batches",
+        "0",
+        "--model.init_args.policy.path",
+        str(model_dir),
+        "--model.init_args.generation_eval",
+        "null",
+        "--model.init_args.rollout.group_size",
+        str(G),
+        "--model.init_args.rollout.max_new_tokens",
+        "6",
+        "--model.init_args.log_completions_every",
+        "1",
+        "--data.train_file",
+        str(data_dir / "train.json"),
+        "--data.val_file",
+        "null",
+        "--data.batch_size",
+        str(PROMPTS_PER_RANK),
+        "--data.num_workers",
+        "0",
+        "--data.cache_dir",
+        "null",
+    ]
+    if lora:
+        cmd += ["--model.init_args.policy.lora", json.dumps({"r": 4, "alpha": 8, "dropout": 0.0})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env.pop("LOCAL_RANK", None)
+    proc = subprocess.run(cmd, cwd=out.parent, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, (
+        f"{strategy} run failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        assert r["world_size"] == 2 and r["global_step"] == STEPS, r  # really two processes, both trained
+    return ranks
+
+
+def check_logs_and_groups(out: Path) -> None:
+    rows = list(csv.DictReader(next(out.glob("**/metrics.csv")).open()))
+    rewards = [float(r["train/reward"]) for r in rows if r.get("train/reward")]
+    assert len(rewards) == STEPS and all(math.isfinite(v) for v in rewards)
+    for r in rows:
+        for k, v in r.items():
+            if k.startswith("train/") and v:
+                assert math.isfinite(float(v)), (k, v)
+    # Groups never straddle ranks: each rank scored exactly G completions of each of its own prompts per step.
+    for rank in range(2):
+        lines = [json.loads(x) for x in next(out.glob(f"**/completions_rank{rank}.jsonl")).read_text().splitlines()]
+        assert len(lines) == STEPS * PROMPTS_PER_RANK * G
+        per_step_ids = {}
+        for x in lines:
+            per_step_ids.setdefault(x["step"], []).append(x["id"])
+        assert all(
+            len(set(ids)) == PROMPTS_PER_RANK and len(ids) == G * PROMPTS_PER_RANK for ids in per_step_ids.values()
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_grpo_ddp_two_cpu_processes(tmp_path, tiny_model_dir, synth_dir):
+    strategy = json.dumps(
+        {"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"process_group_backend": "gloo"}}
+    )
+    ranks = launch(strategy, tiny_model_dir, synth_dir, tmp_path / "ddp", lora=True)
+    assert ranks[0]["strategy"] == "DDPStrategy"
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # gradients were all-reduced: same weights
+    assert ranks[0]["reference"] == {}  # LoRA: the reference is the policy with adapters disabled, no copy
+    check_logs_and_groups(tmp_path / "ddp")
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_grpo_fsdp2_two_cpu_processes_shards_policy_and_reference(tmp_path, tiny_model_dir, synth_dir):
+    strategy = json.dumps(
+        {
+            "class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
+            "init_args": {"data_parallel_size": 2, "tensor_parallel_size": 1, "process_group_backend": "gloo"},
+        }
+    )
+    ranks = launch(strategy, tiny_model_dir, synth_dir, tmp_path / "fsdp", lora=False)
+    for r in ranks:
+        assert r["strategy"] == "ModelParallelStrategy"
+        for part in ("policy", "reference"):  # full fine-tuning: a frozen reference copy, sharded like the policy
+            facts = r[part]
+            assert facts["dtensor"] and facts["shard0"], (part, facts)
+            assert 0.4 * facts["full_numel"] <= facts["local_numel"] <= 0.6 * facts["full_numel"], (part, facts)
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # the gathered full weights agree
+    check_logs_and_groups(tmp_path / "fsdp")

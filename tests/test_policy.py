@@ -122,3 +122,24 @@ def test_each_generation_loads_trains_with_lora(arch, tiny_models, synth_dir):  
 def test_gradient_checkpointing_enabled(tiny_model_dir):  # noqa: F811
     model = load_policy(PolicySpec(path=str(tiny_model_dir), gradient_checkpointing=True))
     assert inner_model(model).is_gradient_checkpointing and not inner_model(model).config.use_cache
+
+
+def test_processor_of_another_model_is_reported(tiny_models):
+    """A processor whose patch size / vocabulary differs from the model's is named, with what to do."""
+    from lit_videor2.models.hub import load_processor
+    from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy
+
+    model = load_policy(PolicySpec(path=str(tiny_models("qwen2_5_vl"))))
+    check_processor_matches(model, load_processor(str(tiny_models("qwen2_5_vl"))))  # its own: fine
+    other = load_processor(str(tiny_models("qwen3_vl")))  # patch 16, not 14
+    with pytest.raises(ValueError, match="patch_size 16 \\(processor\\) vs patch_size 14 \\(model\\).*Load the processor"):
+        check_processor_matches(model, other)
+
+
+def test_video_token_mismatch_error_says_what_to_fix():
+    from lit_videor2.models.policy import explain_video_token_mismatch
+
+    err = explain_video_token_mismatch(ValueError("Video features and video tokens do not match, tokens: 3, features: 4"))
+    assert "max_prompt_length" in str(err) and "suppress" in str(err)
+    other = ValueError("something else")
+    assert explain_video_token_mismatch(other) is other

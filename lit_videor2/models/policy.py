@@ -169,3 +169,51 @@ def shard_policy(
     fully_shard(vision_tower(model), **kwargs)
     fully_shard(model, **kwargs)
     return model
+
+
+def check_processor_matches(model: nn.Module, processor: Any, *, processor_path: str = "the processor") -> None:
+    """Raise a ValueError naming the mismatch when ``processor`` does not belong to ``model``.
+
+    Checked: the video placeholder token id, the vision patch / merge / temporal patch sizes, and that every token
+    id the tokenizer can produce has an embedding row.
+    """
+    config = inner_model(model).config
+    vision = config.vision_config
+    vp = getattr(processor, "video_processor", None)
+    problems = []
+    video_id = getattr(processor, "video_token_id", None)
+    if video_id is not None and video_id != getattr(config, "video_token_id", video_id):
+        problems.append(f"video token id {video_id} (processor) vs {config.video_token_id} (model)")
+    for proc_attr, cfg_attr in (
+        ("patch_size", "patch_size"),
+        ("merge_size", "spatial_merge_size"),
+        ("temporal_patch_size", "temporal_patch_size"),
+    ):
+        a, b = getattr(vp, proc_attr, None), getattr(vision, cfg_attr, None)
+        if a is not None and b is not None and a != b:
+            problems.append(f"{proc_attr} {a} (processor) vs {cfg_attr} {b} (model)")
+    tokenizer = getattr(processor, "tokenizer", None)
+    rows = inner_model(model).get_input_embeddings().num_embeddings
+    if tokenizer is not None and len(tokenizer) > rows:
+        problems.append(f"tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}")
+    if problems:
+        raise ValueError(
+            f"{processor_path} does not match the model ({type(inner_model(model)).__name__}): "
+            + "; ".join(problems)
+            + ". Load the processor from the model's own folder (leave data.processor unset, or set it to the policy path)."
+        )
+
+
+VIDEO_TOKEN_MISMATCH_HINT = (
+    "The prompt's <|video_pad|> tokens do not match the visual features. Usual causes: the processor belongs to "
+    "another model (patch or merge size), a prompt was cut inside the video span (raise data.max_prompt_length "
+    "instead of truncating), or a completion contains a vision token (generation must suppress them)."
+)
+
+
+def explain_video_token_mismatch(err: Exception) -> Exception:
+    """Re-word transformers' 'features and tokens do not match' error with what to fix; other errors unchanged."""
+    text = str(err).lower()
+    if "do not match" in text and ("video" in text or "image" in text):
+        return ValueError(f"{VIDEO_TOKEN_MISMATCH_HINT} (transformers: {err})")
+    return err

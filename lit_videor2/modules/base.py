@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 
 from lit_videor2.models.hub import load_processor
-from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
+from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
 from lit_videor2.modules.generation import generate_completions
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
 
@@ -93,6 +93,23 @@ class PolicyModule(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
         if self.device_mesh is not None:
             shard_policy(self.model, self.device_mesh)
+
+    def _check_data_processor(self) -> None:
+        """The data module's processor must belong to this model (token ids, patch sizes, vocabulary)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        processor = getattr(dm, "processor", None) if dm is not None else None
+        if processor is not None and self.model is not None:
+            check_processor_matches(
+                self.model,
+                processor,
+                processor_path=f"data.processor ({getattr(dm, 'processor_path', None) or self.policy.path})",
+            )
+
+    def on_fit_start(self) -> None:
+        self._check_data_processor()
+
+    def on_test_start(self) -> None:
+        self._check_data_processor()
 
     @cached_property
     def processor(self) -> Any:

@@ -100,6 +100,7 @@ class EvalModule(PolicyModule):
         return self._finished.get(benchmark, set())
 
     def on_test_start(self) -> None:
+        super().on_test_start()
         self._finalized = False
         if not self.resume and self.trainer.is_global_zero:
             for f in [self.predictions, *self.predictions.parent.glob(f"{self.predictions.name}.rank*.part")]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from lit_videor2.models.policy import explain_video_token_mismatch
 from lit_videor2.modules.base import PolicyModule
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,10 @@ def assistant_token_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple
     """
     labels = batch["labels"]  # [B, L]
     keep = labels.shape[1] - int(batch["prompt_lengths"].min()) + 1
-    out = model(**model_inputs(batch), logits_to_keep=keep, use_cache=False)
+    try:
+        out = model(**model_inputs(batch), logits_to_keep=keep, use_cache=False)
+    except ValueError as err:
+        raise explain_video_token_mismatch(err) from err
     logits = out.logits[:, :-1]  # [B, keep-1, V] predicts positions L-keep+1 .. L-1
     targets = labels[:, labels.shape[1] - keep + 1 :]  # [B, keep-1]
     n = int((targets != -100).sum())

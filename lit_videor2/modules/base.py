@@ -82,6 +82,7 @@ class PolicyModule(L.LightningModule):
         self.model: torch.nn.Module | None = None
         self._pending_rng: dict[str, Any] | None = None
         self._val_scores: dict[str, list[float]] = {}
+        self.skipped_samples = 0
 
     # -- model -----------------------------------------------------------------------------------------
 
@@ -107,6 +108,8 @@ class PolicyModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._check_data_processor()
+        dm = getattr(self.trainer, "datamodule", None)  # records skipped while reading the annotation files
+        self.skipped_samples = int(getattr(dm, "skipped_records", {}).get("train", 0))
 
     def on_test_start(self) -> None:
         self._check_data_processor()
@@ -138,6 +141,11 @@ class PolicyModule(L.LightningModule):
             return torch.zeros(())
         norm = torch.nn.utils.get_total_norm(grads)
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+    def log_skipped(self, batch: dict[str, Any]) -> None:
+        """Log ``data/skipped``: records this rank skipped so far (``data.on_error: skip``), summed over ranks."""
+        self.skipped_samples += int(batch.get("num_skipped", 0))
+        self.log("data/skipped", float(self.skipped_samples), reduce_fx="sum", sync_dist=True)
 
     # -- checkpoints: RNG --------------------------------------------------------------------------------
 

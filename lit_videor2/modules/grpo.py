@@ -136,26 +136,24 @@ class GRPOModule(PolicyModule):
             if self.device_mesh is not None:
                 shard_policy(self.ref_model, self.device_mesh)
 
+    def _logprobs(self, model: torch.nn.Module, rollout: Rollout, *, share_prompt: bool | None = None) -> torch.Tensor:
+        """Teacher-forced completion log-probs ``[N, T]`` under ``model``, with the rollout's positions and features."""
+        cfg = self.rollout_cfg
+        return sequence_logprobs(
+            model,
+            rollout,
+            reuse_vision=cfg.reuse_vision,
+            share_prompt=cfg.share_prompt if share_prompt is None else share_prompt,
+            temperature=cfg.temperature,
+        )
+
     def _reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
         if self.beta == 0:
             return None
-        cfg = self.rollout_cfg
         if self.ref_model is not None:
-            return sequence_logprobs(
-                self.ref_model,
-                rollout,
-                reuse_vision=cfg.reuse_vision,
-                share_prompt=cfg.share_prompt,
-                temperature=cfg.temperature,
-            )
+            return self._logprobs(self.ref_model, rollout)
         with self.model.disable_adapter():  # LoRA: the base model is the reference
-            return sequence_logprobs(
-                self.model,
-                rollout,
-                reuse_vision=cfg.reuse_vision,
-                share_prompt=cfg.share_prompt,
-                temperature=cfg.temperature,
-            )
+            return self._logprobs(self.model, rollout)
 
     def _sync_reference(self) -> None:
         if self.ref_model is not None and self.ref_sync_every and self.global_step % self.ref_sync_every == 0:
@@ -223,6 +221,7 @@ class GRPOModule(PolicyModule):
     # -- training --------------------------------------------------------------------------------------
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.log_skipped(batch)
         if not batch.get("batch_size"):
             return
         cfg, G = self.rollout_cfg, self.rollout_cfg.group_size
@@ -240,21 +239,9 @@ class GRPOModule(PolicyModule):
             ref_logps = self._reference_logprobs(rollout)
             old_logps = None
             if self.num_iterations > 1:
-                old_logps = sequence_logprobs(
-                    self.model,
-                    rollout,
-                    reuse_vision=cfg.reuse_vision,
-                    share_prompt=cfg.share_prompt,
-                    temperature=cfg.temperature,
-                )
+                old_logps = self._logprobs(self.model, rollout)
         for _ in range(self.num_iterations):
-            logps = sequence_logprobs(
-                self.model,
-                rollout,
-                reuse_vision=cfg.reuse_vision,
-                share_prompt=self._share_prompt_with_grad,
-                temperature=cfg.temperature,
-            )
+            logps = self._logprobs(self.model, rollout, share_prompt=self._share_prompt_with_grad)
             loss, stats = grpo_loss(
                 logps,
                 old_logps,

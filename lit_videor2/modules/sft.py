@@ -70,15 +70,10 @@ class SFTModule(PolicyModule):
         super().__init__(*args, **kwargs)
         self.on_nonfinite = on_nonfinite
         self.nonfinite_steps = 0
-        self.skipped_samples = 0
         self._t_last: float | None = None
 
-    def _log_data(self, batch: dict[str, Any]) -> None:
-        self.skipped_samples += int(batch.get("num_skipped", 0))
-        self.log("data/skipped", float(self.skipped_samples), reduce_fx="sum", sync_dist=True)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        self._log_data(batch)
+        self.log_skipped(batch)
         if not batch.get("batch_size"):
             return None
         loss, n_tokens = assistant_token_loss(self.model, batch)

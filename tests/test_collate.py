@@ -150,3 +150,13 @@ def test_qwen3_vl_frame_pair_timestamps_and_size(processors, synth_dir):  # noqa
         assert stamps == pytest.approx(expected, abs=0.051)
         blocks = re.findall(r"seconds><\|vision_start\|>((?:<\|video_pad\|>)+)<\|vision_end\|>", text)
         assert [b.count("<|video_pad|>") for b in blocks] == [4] * (n // 2)
+
+
+def test_sft_prompt_filling_max_length_raises_or_is_skipped(proc, samples):
+    """A prompt with no room left for the target is a bad record: named, or skipped and counted with 'skip'."""
+    lengths = VideoCollator(proc, "sft")(samples)["prompt_lengths"]
+    limit = int(lengths.min())  # the shortest prompt fills max_length exactly
+    with pytest.raises(RecordError, match=r"prompt has \d+ tokens, filling max_length"):
+        VideoCollator(proc, "sft", max_length=limit)(samples)
+    batch = VideoCollator(proc, "sft", max_length=limit, on_error="skip")(samples)
+    assert batch["num_skipped"] == len(samples) and batch["batch_size"] == 0

@@ -130,6 +130,11 @@ class VideoCollator:
             )
         item = {k: out[k] for k in out}
         if self.mode == "sft":
+            if n_prompt >= self.max_length:
+                raise RecordError(
+                    f"record {sample.record.id!r} ({sample.record.source}): prompt has {n_prompt} tokens, filling "
+                    f"max_length={self.max_length}; no room for the target (raise max_length or lower the frame budget)"
+                )
             if not sample.record.solution:
                 raise RecordError(
                     f"record {sample.record.id!r} ({sample.record.source}): SFT needs a reasoning target (gpt turn / 'process')"
@@ -176,11 +181,7 @@ class VideoCollator:
     def _add_sft(self, batch: dict, prompt_ids: list, prompt_tt: list | None, targets: list) -> None:
         full, labels, types, truncated = [], [], [], 0
         for i, (p, t) in enumerate(zip(prompt_ids, targets)):
-            room = self.max_length - p.numel()
-            if room <= 0:
-                raise RecordError(
-                    f"record {batch['columns']['id'][i]!r}: prompt fills max_length={self.max_length}; no room for the target"
-                )
+            room = self.max_length - p.numel()  # > 0: checked per sample in _process (so on_error='skip' applies)
             if t.numel() > room:
                 t, truncated = t[:room], truncated + 1
             full.append(torch.cat([p, t]))

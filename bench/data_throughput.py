@@ -8,7 +8,7 @@ Rows (frames per second = sampled frames delivered / wall time; best of ``--repe
 ``dataset __getitem__`` rows are measured interleaved):
 
 * ``raw decord``            ``VideoReader(path, num_threads=1)`` + ``get_batch(indices)``, decode only.
-* ``raw decord + resize``   the same, plus one ``F.interpolate`` (bicubic, antialias) to the size the data path
+* ``raw decord + resize``   the same, plus one torchvision uint8 ``resize`` (bicubic, antialias) to the size the data path
                             uses: the work ``VideoDataset.__getitem__`` must do, with nothing else. The baseline.
 * ``dataset __getitem__``   ``VideoDataset[i]`` for every record (schema, paths, FrameLoader, no cache).
 * ``DataLoader nw=0/2``     the full ``VideoDataModule.train_dataloader()`` incl. the processor collate
@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
 from lit_videor2.data.datamodule import VideoDataModule  # noqa: E402
 from lit_videor2.data.sampling import FrameSampling, resized_hw, sample_frame_indices  # noqa: E402
@@ -61,8 +61,8 @@ def raw_decord(paths: list[Path], sampling: FrameSampling, resize: bool) -> int:
         frames = vr.get_batch(idx).asnumpy()  # [T, H, W, 3] uint8
         if resize:
             hw = resized_hw(frames.shape[1], frames.shape[2], sampling)
-            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-            F.interpolate(x, size=hw, mode="bicubic", antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+            x = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+            TF.resize(x, list(hw), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)  # uint8 kernel
         n += len(idx)
     return n
 

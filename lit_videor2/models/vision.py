@@ -59,7 +59,9 @@ def video_token_counts(model: nn.Module, video_grid_thw: torch.Tensor) -> list[i
     return (video_grid_thw.prod(-1) // merge**2).tolist()
 
 
-def encode_videos(model: nn.Module, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor) -> tuple:
+def encode_videos(
+    model: nn.Module, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor
+) -> BaseModelOutputWithPooling:
     """Run the vision tower (and merger) once over all videos of a batch.
 
     Args:
@@ -67,19 +69,32 @@ def encode_videos(model: nn.Module, pixel_values_videos: torch.Tensor, video_gri
         video_grid_thw: ``[V, 3]`` patch grid of each video.
 
     Returns:
-        A tuple of ``V`` tensors ``[n_tokens_v, hidden]``: the LLM-space features of each video.
+        The model's own encoder output: ``pooler_output`` a tuple of ``V`` tensors ``[n_tokens_v, hidden]`` (the
+        LLM-space features of each video) and, for Qwen3-VL, ``deepstack_features`` (per level, a tuple of ``V``
+        tensors injected into the first decoder layers).
     """
     out = model.model.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
-    return tuple(out.pooler_output)
+    out.pooler_output = tuple(out.pooler_output)
+    return out
 
 
-def video_encoder_outputs(features: Sequence[torch.Tensor], repeats: int = 1) -> dict[str, BaseModelOutputWithPooling]:
-    """``mm_encoder_outputs`` for the model forward from per-video features, each repeated ``repeats`` times.
+def _repeat(per_video: Sequence[torch.Tensor], repeats: int) -> tuple[torch.Tensor, ...]:
+    return tuple(f for f in per_video for _ in range(repeats))
+
+
+def video_encoder_outputs(
+    features: BaseModelOutputWithPooling, repeats: int = 1
+) -> dict[str, BaseModelOutputWithPooling]:
+    """``mm_encoder_outputs`` for the model forward from :func:`encode_videos`' output, each video ``repeats`` times.
 
     Rows of one prompt are adjacent (``repeat_interleave`` order), matching the row order of the token batch.
+    Qwen3-VL's deepstack features are repeated the same way.
     """
-    pooled = tuple(f for f in features for _ in range(repeats))
-    return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
+    fields = {"pooler_output": _repeat(features.pooler_output, repeats)}
+    deepstack = getattr(features, "deepstack_features", None)
+    if deepstack is not None:
+        fields["deepstack_features"] = [_repeat(level, repeats) for level in deepstack]
+    return {"video": type(features)(**fields)}
 
 
 def repeat_videos(

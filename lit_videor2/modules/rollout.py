@@ -61,6 +61,7 @@ from transformers.generation.logits_process import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from lit_videor2.losses.logprobs import token_logprobs
 from lit_videor2.models.policy import inner_model
@@ -155,8 +156,9 @@ class Rollout:
     """``(3, N, Lp + T)`` mRoPE positions of prompt + completion, as used in generation (0 on left padding)."""
     rope_deltas: torch.Tensor
     """``[B, 1]`` mRoPE position minus token index after the prompt (from ``get_rope_index``)."""
-    video_features: tuple[torch.Tensor, ...] | None = None
-    """B tensors ``[n_video_tokens_b, hidden]`` (no grad), computed once per prompt; None without sharing."""
+    video_features: BaseModelOutputWithPooling | None = None
+    """The vision tower's output for the B videos (no grad), computed once per prompt: ``pooler_output`` B tensors
+    ``[n_video_tokens_b, hidden]`` (+ Qwen3-VL's ``deepstack_features``); None without sharing."""
 
     @property
     def num_prompts(self) -> int:

@@ -40,7 +40,7 @@ Where this departs from TRL / Video-R1
 * After EOS a row is filled with the pad token; those tokens keep attention mask 1 in every pass (they can only
   influence later, masked positions) and get completion mask 0.
 
-Assumptions: one video per prompt (as :class:`~lit_videor2.data.collate.VideoCollator` produces); Qwen2-VL /
+Assumptions: one video per prompt (as :class:`~lit_videor2.data.collate.VideoCollator` produces); Qwen2-VL, Qwen3-VL /
 Qwen2.5-VL style models (``model.model.get_video_features`` / ``get_rope_index``).
 """
 

@@ -110,7 +110,9 @@ def main() -> None:
     t_cached = median_ms(lambda: cached(completions, **columns), args.repeats)
     t_rest = median_ms(lambda: memo(completions, **columns), args.repeats)
     print(f"group of {len(completions)} completions, {n_claims} predicted claims, torch threads={args.threads}")
-    print(f"full reward set (format + accuracy + gated TAR), all claims new: {t_full:.1f} ms per group (target < 50 ms)")
+    print(
+        f"full reward set (format + accuracy + gated TAR), all claims new: {t_full:.1f} ms per group (target < 50 ms)"
+    )
     print(f"  sentence embedder (MiniLM forward on {n_claims} claims): {t_full - t_rest:.1f} ms")
     print(f"  everything else (parsing, gate, matching, accuracy, composition): {t_rest:.1f} ms")
     print(f"full reward set, claims seen before (embedder's sentence cache hit): {t_cached:.1f} ms per group")

@@ -18,7 +18,10 @@ PROJECT_COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("lit_videor2.data.synthetic:main", "write a synthetic temporal video dataset (MP4 + Video-R2 JSON)"),
     "tiny-model": ("lit_videor2.models.tiny:tiny_model_main", "write a tiny random Qwen-VL model folder (offline)"),
     "export": ("lit_videor2.export:main", "checkpoint -> Hugging Face folder (model + processor; --merge-lora)"),
-    "convert-benchmark": ("lit_videor2.benchmarks:main", "convert a public benchmark annotation file to the project schema"),
+    "convert-benchmark": (
+        "lit_videor2.benchmarks:main",
+        "convert a public benchmark annotation file to the project schema",
+    ),
     "ask": ("lit_videor2.ask:main", "answer a question about one video; print reasoning, answer and cited timestamps"),
     "judge": ("lit_videor2.evaluation.commands:judge_main", "recompute judgments (TAC, VAS, …) of a predictions file"),
     "report": ("lit_videor2.report:main", "Markdown table and PNG charts from predictions files (--compare paper)"),

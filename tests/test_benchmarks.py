@@ -151,6 +151,7 @@ def test_benchmark_metadata_is_kept(tmp_path):
 def test_videomme_parquet_layout(tmp_path):
     """The published file is parquet (options as a list column): same records as from the JSON rows."""
     import pandas as pd  # in the dev extra: the parquet path must be tested in CI, not skipped
+
     rows = json.loads((DATA / "videomme/test.json").read_text())
     pd.DataFrame(rows).to_parquet(tmp_path / "test-00000-of-00001.parquet")
     assert convert("videomme", tmp_path / "test-00000-of-00001.parquet") == convert(

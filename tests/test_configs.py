@@ -30,7 +30,9 @@ def test_config_parses(config, capsys):
 def test_trainer_preset_composes(preset, capsys):
     """A trainer preset composes with a stage config as its header says (``--config A --config preset``)."""
     with pytest.raises(SystemExit) as exc:
-        main(["fit", "--config", str(ROOT / "configs" / "demo" / "sft.yaml"), "--config", str(preset), "--print_config"])
+        main(
+            ["fit", "--config", str(ROOT / "configs" / "demo" / "sft.yaml"), "--config", str(preset), "--print_config"]
+        )
     assert exc.value.code in (0, None)
     assert "trainer:" in capsys.readouterr().out
 
@@ -59,12 +61,35 @@ def test_second_fit_in_same_folder_does_not_fail_on_saved_config(tmp_path, monke
     build_tiny_model("qwen2_5_vl", tmp_path / "model", seed=0)
     monkeypatch.chdir(tmp_path)
     args = [
-        "fit", "--config", str(ROOT / "configs" / "demo" / "sft.yaml"),
-        "--trainer.max_steps", "1", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1",
-        "--trainer.default_root_dir", "run", "--trainer.logger", "false", "--trainer.callbacks", "[]",
-        "--model.init_args.policy.path", "model", "--model.init_args.generation_eval", "null",
-        "--data.train_file", "data/train.json", "--data.val_file", "data/val.json", "--data.batch_size", "2",
-        "--data.num_workers", "0", "--data.cache_dir", "null",
+        "fit",
+        "--config",
+        str(ROOT / "configs" / "demo" / "sft.yaml"),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.val_check_interval",
+        "1",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.default_root_dir",
+        "run",
+        "--trainer.logger",
+        "false",
+        "--trainer.callbacks",
+        "[]",
+        "--model.init_args.policy.path",
+        "model",
+        "--model.init_args.generation_eval",
+        "null",
+        "--data.train_file",
+        "data/train.json",
+        "--data.val_file",
+        "data/val.json",
+        "--data.batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--data.cache_dir",
+        "null",
     ]
     for _ in range(2):
         main(args)

@@ -132,14 +132,18 @@ def test_processor_of_another_model_is_reported(tiny_models):
     model = load_policy(PolicySpec(path=str(tiny_models("qwen2_5_vl"))))
     check_processor_matches(model, load_processor(str(tiny_models("qwen2_5_vl"))))  # its own: fine
     other = load_processor(str(tiny_models("qwen3_vl")))  # patch 16, not 14
-    with pytest.raises(ValueError, match="patch_size 16 \\(processor\\) vs patch_size 14 \\(model\\).*Load the processor"):
+    with pytest.raises(
+        ValueError, match="patch_size 16 \\(processor\\) vs patch_size 14 \\(model\\).*Load the processor"
+    ):
         check_processor_matches(model, other)
 
 
 def test_video_token_mismatch_error_says_what_to_fix():
     from lit_videor2.models.policy import explain_video_token_mismatch
 
-    err = explain_video_token_mismatch(ValueError("Video features and video tokens do not match, tokens: 3, features: 4"))
+    err = explain_video_token_mismatch(
+        ValueError("Video features and video tokens do not match, tokens: 3, features: 4")
+    )
     assert "max_prompt_length" in str(err) and "suppress" in str(err)
     other = ValueError("something else")
     assert explain_video_token_mismatch(other) is other

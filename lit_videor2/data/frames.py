@@ -84,7 +84,11 @@ def parse_srt(text: str) -> list[tuple[float, float, str]]:
     import srt
 
     return [
-        (cue.start.total_seconds(), cue.end.total_seconds(), " ".join(x.strip() for x in cue.content.splitlines() if x.strip()))
+        (
+            cue.start.total_seconds(),
+            cue.end.total_seconds(),
+            " ".join(x.strip() for x in cue.content.splitlines() if x.strip()),
+        )
         for cue in srt.parse(text)
     ]
 

@@ -43,7 +43,9 @@ class SentenceTransformerEmbedder(Embedder):
         batch_size: encoding batch size.
     """
 
-    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64, cache_size: int = 8192) -> None:
+    def __init__(
+        self, model: str | None = None, device: str = "cpu", batch_size: int = 64, cache_size: int = 8192
+    ) -> None:
         self.model = model
         self.device = device
         self.batch_size = batch_size
@@ -76,7 +78,11 @@ class SentenceTransformerEmbedder(Embedder):
         missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
         if missing:
             emb = self._load().encode(
-                missing, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+                missing,
+                batch_size=self.batch_size,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             )
             for text, vec in zip(missing, emb.float().cpu()):
                 self._cache[text] = vec

@@ -339,3 +339,13 @@ rewards:
     assert comp.on_error == "zero" and comp.rewards["format"].strict is False
     out = comp([W("x", "B") + "\n"], answer=["B"], problem_type=["multiple choice"], id=["r"])
     assert out.components == {"format": [1.0], "accuracy": [1.0], "brevity": [1.0]} and out.total == [4.0]
+
+
+def test_tar_reward_claims_far_from_every_reference_time_score_zero():
+    # Claims exist on both sides but none is within the padded window of a reference claim: nothing is
+    # embedded and the sample scores 0 (this batch used to crash indexing an empty embedding matrix).
+    far = W("At 01:30 man lifts red box. At 02:00 dog runs outside. So the answer is B.", "B")
+    cols = dict(id=["r1"], temporal_grounding=[REF], options=[["A. x", "B. y"]], question=["q"])
+    assert _tar()([far], **cols) == [0.0]
+    near_and_far = W("At 00:10 man lifts red box. So the answer is B.", "B")
+    assert _tar()([far, near_and_far], **{k: v * 2 for k, v in cols.items()}) == [0.0, 1.0]

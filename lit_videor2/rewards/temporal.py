@@ -220,8 +220,11 @@ class TemporalAlignmentReward(Reward):
         emb = self.embedder.encode(texts) if texts else torch.zeros(0, 0)  # [T, D], one call for the batch
         row = {t: k for k, t in enumerate(texts)}
         for i, pred, ref, ref_emb, cands in jobs:
-            idx = [row[p.text] if c else 0 for p, c in zip(pred, cands)]
-            sim = emb[idx] @ ref_emb.T  # [P, R]
-            pairs = greedy_match(cands, lambda a, b, s=sim: float(s[a, b]), self.threshold)
+            if not any(cands):  # no predicted claim is near any reference claim in time: nothing to embed
+                pairs = []
+            else:
+                idx = [row[p.text] if c else 0 for p, c in zip(pred, cands)]
+                sim = emb[idx] @ ref_emb.T  # [P, R]
+                pairs = greedy_match(cands, lambda a, b, s=sim: float(s[a, b]), self.threshold)
             out[i] = float(gate[i]) * alignment_score(len(pairs), len(pred), len(ref), self.score)
         return out

@@ -74,6 +74,7 @@ from lit_videor2.models.vision import (
     vision_special_token_ids,
     vision_tower_trainable,
 )
+from lit_videor2.modules.generation import stop_token_ids
 
 # ----------------------------------------------------------------------------------------------------------------
 # Containers
@@ -208,7 +209,7 @@ def default_eos_token_ids(model: nn.Module, tokenizer: Any | None = None) -> lis
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
     if tokenizer is not None:
-        ids.update([tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id])
+        ids.update(stop_token_ids(tokenizer))
     return sorted(i for i in ids if isinstance(i, int) and i >= 0)
 
 

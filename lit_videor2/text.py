@@ -10,10 +10,11 @@ mirrors it can never disagree:
   characters, so ``"A long answer"`` would read as ``A``; here it reads as no letter).
 * :func:`concluded_option` / :func:`concluded_value` — the answer a reasoning trace concludes (last
   conclusion wins; option text maps to its letter).
-* :func:`parse_number` — numbers with thousands separators.
+* :func:`parse_number` — numbers with thousands separators or in scientific notation (``1e3``).
 * :func:`parse_time`, :func:`parse_interval`, :func:`find_timestamps` — timestamps as claim keys and in
-  free text: ``MM:SS``, ``HH:MM:SS``, ``[00:12]``, ranges with ``-`` ``–`` ``—`` ``to``, ``12s``,
-  ``12.5 seconds``, ``at 1 min 5 s``.
+  free text: ``MM:SS``, ``HH:MM:SS``, ``[00:12]``, ranges with ``-`` ``–`` ``—`` ``to`` (any case, spaces
+  optional: ``00:40TO00:45``), ``12s``, ``12.5 seconds``, ``at 1 min 5 s``; in claim keys also single-digit
+  fields (``0:05``, ``1:5`` = 65 s) and scientific notation (``1e3``), as the reference's sanitiser reads them.
 * :func:`sanitize_claims` — the claim-key sanitiser of the reference TAR (kept semantics: seconds are
   rounded half-to-even, open-ended ranges such as ``00:12-end`` dropped, reversed ranges swapped, a later
   duplicate key wins; deliberate fix: keys such as ``inf``/``nan`` and non-string or empty sentences are
@@ -201,13 +202,14 @@ def concluded_value(reasoning: str | None) -> str | None:
 
 # ------------------------------------------------------------------------------------------- numbers
 
-_NUMBER_RE = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
+_NUMBER_RE = re.compile(r"(?:[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def parse_number(text: str | None) -> float | None:
-    """The number a short answer gives (thousands commas allowed), or None.
+    """The number a short answer gives (thousands commas and scientific notation allowed), or None.
 
-    The whole text is tried first; otherwise the last number in the text is used (``"about 3 apples"`` -> 3).
+    The whole text is tried first, as the reference reads it (``float(text.replace(",", ""))``: ``"1e3"`` is
+    1000, ``"2.5E-1"`` 0.25); otherwise the last number in the text is used (``"about 3 apples"`` -> 3).
     """
     if text is None:
         return None
@@ -215,7 +217,10 @@ def parse_number(text: str | None) -> float | None:
     tagged = extract_answer(text)
     if tagged is not None:
         text = tagged
-    found = _NUMBER_RE.findall(text)
+    if _NUMBER_RE.fullmatch(text):
+        found = [text]
+    else:
+        found = _NUMBER_RE.findall(text)
     if not found:
         return None
     value = float(found[-1].replace(",", ""))
@@ -235,14 +240,20 @@ _SPOKEN = (
     rf"|{_NUM}\s*{_UNIT_S})\b"
 )
 _TIME = rf"(?:{_CLOCK}|{_SPOKEN})"
-_SEP = r"\s*(?:-|–|—|\bto\b|\band\b|\buntil\b|\btill\b)\s*"
+_SEP = r"\s*(?:-|–|—|to|\band\b|\buntil\b|\btill\b)\s*"  # "to" in any case, spaces optional
 _OPEN = r"(?:the\s+)?(?:end|eof)\b"
 _MENTION_RE = re.compile(
-    rf"\[?\s*(?P<start>{_TIME}|{_NUM}(?=\s*(?:-|–|—|\bto\b)\s*{_NUM}\s*{_UNIT_S}\b))"
+    rf"\[?\s*(?P<start>{_TIME}|{_NUM}(?=\s*(?:-|–|—|to)\s*{_NUM}\s*{_UNIT_S}\b))"
     rf"(?:{_SEP}(?P<end>{_TIME}|{_OPEN}))?\s*\]?",
     re.IGNORECASE,
 )
-_KEY_SEP_RE = re.compile(r"\s*(?:–|—|-|\bto\b)\s*", re.IGNORECASE)
+# Claim keys split as the reference's sanitiser splits them: "-", "–", "—" or "to" in any case, spaces optional.
+_KEY_SEP_RE = re.compile(r"\s*(?:–|—|-|to)\s*", re.IGNORECASE)
+# A clock field in a claim key, as the reference reads it (int fields, float seconds, any number of digits):
+# "0:05" is 5 s, "1:5" is 65 s, "1:02:03.5" is 3723.5 s.
+_CLOCK_KEY = r"\d+:\d+(?::\d+)?(?:\.\d+)?"
+# A plain-seconds key: "65", "12.5", and scientific notation ("1e3") as Python's float() reads it.
+_SECONDS_KEY = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 _SPOKEN_PART_RE = re.compile(rf"({_NUM})\s*({_UNIT_H}|{_UNIT_M}|{_UNIT_S})\b", re.IGNORECASE)
 
 
@@ -257,18 +268,23 @@ class TimeMention(NamedTuple):
 
 def parse_time(token: str | None) -> float | None:
     """Seconds for one time expression (``"01:05"``, ``"1:02:03"``, ``"65"``, ``"12.5s"``, ``"1 min 5 s"``,
-    ``"[00:12]"``), or None when it is not a finite time (``"end"``, ``"inf"``, ``"abc"``)."""
+    ``"[00:12]"``), or None when it is not a finite time (``"end"``, ``"inf"``, ``"abc"``).
+
+    Clock fields are read as the reference reads them: any number of digits per field (``"0:05"`` is 5 s,
+    ``"1:5"`` is 1 min 5 s), seconds may be decimal; plain seconds may use scientific notation (``"1e3"``).
+    """
     if token is None:
         return None
     t = str(token).strip().strip("[]()").strip().strip("+.,").strip().lower()
     if t.startswith("at "):
         t = t[3:].strip()
-    if re.fullmatch(_CLOCK, t):
+    if re.fullmatch(_CLOCK_KEY, t):
         parts = t.split(":")
         secs = float(parts[-1]) + 60 * int(parts[-2]) + (3600 * int(parts[0]) if len(parts) == 3 else 0)
         return secs
-    if re.fullmatch(_NUM, t):
-        return float(t)
+    if re.fullmatch(_SECONDS_KEY, t):
+        value = float(t)
+        return value if math.isfinite(value) else None
     if re.fullmatch(_SPOKEN, t, flags=re.IGNORECASE):
         scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
         return sum(float(n) * scale[u[0]] for n, u in _SPOKEN_PART_RE.findall(t))

@@ -34,8 +34,11 @@ __all__ = [
     "Claim",
     "TimeMention",
     "claims_from_mapping",
+    "block_span",
     "concluded_option",
+    "concluded_option_span",
     "concluded_value",
+    "concluded_value_span",
     "extract_answer",
     "extract_think",
     "extract_timestamp_claims",
@@ -70,6 +73,21 @@ def extract_think(text: str) -> str | None:
 def extract_answer(text: str) -> str | None:
     """Content of the last ``<answer>…</answer>`` block (stripped), or None when there is none."""
     return _last_block(_ANSWER_RE, text)
+
+
+def block_span(text: str | None, tag: str) -> tuple[int, int] | None:
+    """Character span in ``text`` of what :func:`extract_think` (``tag="think"``) or :func:`extract_answer`
+    (``tag="answer"``) returns: the stripped content of the last block; None when there is none."""
+    pattern = {"think": _THINK_RE, "answer": _ANSWER_RE}.get(tag)
+    if pattern is None:
+        raise ValueError(f"block_span: tag must be 'think' or 'answer', got {tag!r}")
+    matches = list(pattern.finditer(text or ""))
+    if not matches:
+        return None
+    start, end = matches[-1].span(1)
+    content = matches[-1].group(1)
+    lead = len(content) - len(content.lstrip())
+    return (start + lead, start + lead + len(content.strip()))
 
 
 def strip_answer_tags(answer: str | None) -> str:
@@ -152,34 +170,46 @@ def resolve_option_letter(text: str | None, options: Sequence[str] = ()) -> str 
     return None
 
 
+def concluded_option_span(reasoning: str | None, options: Sequence[str] = ()) -> tuple[str, tuple[int, int]] | None:
+    """The option letter a reasoning trace concludes and the character span of that conclusion, or None.
+
+    Looks for explicit conclusions (``"so the answer is C"``, ``"Therefore, D"``, ``"option B is correct"``;
+    the one ending last wins); if there is none, for an option's text quoted in the reasoning (the last mentioned
+    option wins; its span is the quoted text).
+    """
+    if not reasoning:
+        return None
+    valid = "".join(chr(ord("A") + i) for i in range(len(options))) or None
+    hits: list[tuple[tuple[int, int], str]] = []
+    for m in _PHRASE_LETTER_RE.finditer(reasoning):
+        letter = _valid(next(g for g in m.groups() if g), valid)
+        if letter:
+            hits.append((m.span(), letter))
+    for m in _LETTER_IS_CORRECT_RE.finditer(reasoning):
+        letter = _valid(m.group(1), valid)
+        if letter:
+            hits.append((m.span(), letter))
+    if hits:
+        span, letter = max(hits, key=lambda h: h[0][1])
+        return letter, span
+    low = reasoning.lower()
+    best: tuple[int, int, str] | None = None
+    for i, option in enumerate(options):
+        body = _option_body(option).lower()
+        pos = low.rfind(body) if body else -1
+        if pos >= 0 and (best is None or pos > best[0]):
+            best = (pos, pos + len(body), chr(ord("A") + i))
+    return (best[2], (best[0], best[1])) if best else None
+
+
 def concluded_option(reasoning: str | None, options: Sequence[str] = ()) -> str | None:
     """The option letter a reasoning trace concludes (last explicit conclusion wins), or None.
 
     Looks for explicit conclusions (``"so the answer is C"``, ``"Therefore, D"``, ``"option B is correct"``);
     if there is none, for an option's text quoted in the reasoning (the last mentioned option wins).
     """
-    if not reasoning:
-        return None
-    valid = "".join(chr(ord("A") + i) for i in range(len(options))) or None
-    hits: list[tuple[int, str]] = []
-    for m in _PHRASE_LETTER_RE.finditer(reasoning):
-        letter = _valid(next(g for g in m.groups() if g), valid)
-        if letter:
-            hits.append((m.end(), letter))
-    for m in _LETTER_IS_CORRECT_RE.finditer(reasoning):
-        letter = _valid(m.group(1), valid)
-        if letter:
-            hits.append((m.end(), letter))
-    if hits:
-        return max(hits, key=lambda h: h[0])[1]
-    low = reasoning.lower()
-    best: tuple[int, str] | None = None
-    for i, option in enumerate(options):
-        body = _option_body(option).lower()
-        pos = low.rfind(body) if body else -1
-        if pos >= 0 and (best is None or pos > best[0]):
-            best = (pos, chr(ord("A") + i))
-    return best[1] if best else None
+    found = concluded_option_span(reasoning, options)
+    return found[0] if found else None
 
 
 _CONCLUSION_RE = re.compile(
@@ -188,16 +218,30 @@ _CONCLUSION_RE = re.compile(
 )
 
 
-def concluded_value(reasoning: str | None) -> str | None:
-    """The free-form value a reasoning trace concludes: text after its last conclusion phrase, up to the
-    end of that sentence; None when the reasoning has no conclusion phrase."""
+_VALUE_STRIP = " \"'*.,;:"
+
+
+def concluded_value_span(reasoning: str | None) -> tuple[str, tuple[int, int]] | None:
+    """The free-form value a reasoning trace concludes (see :func:`concluded_value`) and its character span."""
     if not reasoning:
         return None
     matches = list(_CONCLUSION_RE.finditer(reasoning))
     if not matches:
         return None
-    tail = re.split(r"(?<!\d)[.!?\n](?!\d)", reasoning[matches[-1].end() :], maxsplit=1)[0]
-    return tail.strip(" \"'*.,;:") or None
+    start = matches[-1].end()
+    tail = re.split(r"(?<!\d)[.!?\n](?!\d)", reasoning[start:], maxsplit=1)[0]
+    value = tail.strip(_VALUE_STRIP)
+    if not value:
+        return None
+    begin = start + len(tail) - len(tail.lstrip(_VALUE_STRIP))
+    return value, (begin, begin + len(value))
+
+
+def concluded_value(reasoning: str | None) -> str | None:
+    """The free-form value a reasoning trace concludes: text after its last conclusion phrase, up to the
+    end of that sentence; None when the reasoning has no conclusion phrase."""
+    found = concluded_value_span(reasoning)
+    return found[0] if found else None
 
 
 # ------------------------------------------------------------------------------------------- numbers

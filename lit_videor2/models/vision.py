@@ -1,12 +1,12 @@
 """Vision helpers for Qwen-VL policies: encode videos once, 3-D mRoPE positions, repeat per completion.
 
-These wrap the public transformers (5.x) calls measured in ``NOTES.md``:
+These wrap public transformers (5.x) calls:
 
 * ``model.model.get_video_features(pixel_values_videos, video_grid_thw)`` returns one feature tensor per video
   (``pooler_output``, a tuple); the model forward takes them back through ``mm_encoder_outputs={"video": ...}``
   and then does not run the vision tower.
-* ``model.model.get_rope_index(input_ids, mm_token_type_ids, video_grid_thw=..., second_per_grid_ts=...,
-  attention_mask=...)`` gives the 3-D positions ``(3, B, L)`` (0 on left padding) and the rope deltas ``[B, 1]``.
+* 3-D mRoPE positions: :func:`rope_positions`, by the original Qwen rule for Qwen2-VL / Qwen2.5-VL
+  (:mod:`lit_videor2.models.rope`) and ``model.model.get_rope_index`` for Qwen3-VL.
 
 The project's prompt batches hold exactly one video per prompt (see :mod:`lit_videor2.data.collate`), so video
 ``i`` belongs to prompt row ``i``; the helpers rely on that and check it.
@@ -14,12 +14,15 @@ The project's prompt batches hold exactly one video per prompt (see :mod:`lit_vi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from lit_videor2.models.policy import inner_model
+from lit_videor2.models.rope import mrope_positions, token_types
 
 #: Vision special tokens that must never be generated (a generated ``<|video_pad|>`` breaks the log-prob forward).
 VISION_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -112,33 +115,79 @@ def repeat_videos(
     return pixels, video_grid_thw.repeat_interleave(repeats, dim=0)
 
 
+#: Architectures whose positions follow the original Qwen rule (:mod:`lit_videor2.models.rope`), not the model's own.
+ORIGINAL_ROPE_RULE = ("qwen2_vl", "qwen2_5_vl")
+
+
 def rope_positions(
     model: nn.Module,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     mm_token_type_ids: torch.Tensor,
-    video_grid_thw: torch.Tensor,
+    video_grid_thw: torch.Tensor | None,
     second_per_grid_ts: torch.Tensor | None = None,
+    image_grid_thw: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """3-D mRoPE positions of (left-padded) prompts with one video each.
+    """3-D mRoPE positions of (padded) sequences, the one place every forward that sees a video gets them from.
+
+    Qwen2-VL and Qwen2.5-VL: the original Qwen rule (:func:`~lit_videor2.models.rope.mrope_positions`; transformers
+    5.24's own ``get_rope_index`` departs from it). Other architectures (Qwen3-VL: a timestamp token per frame): the
+    model's own ``model.model.get_rope_index``.
 
     Args:
+        model: a ``...ForConditionalGeneration`` (or its peft wrapper).
         input_ids, attention_mask, mm_token_type_ids: ``[B, L]``.
-        video_grid_thw: ``[B, 3]``.
-        second_per_grid_ts: ``[B]`` seconds per temporal patch (Qwen2.5-VL); ``None`` for architectures without it.
+        video_grid_thw: ``[V, 3]`` grids of the batch's videos in order of appearance (None: no video).
+        second_per_grid_ts: ``[V]`` seconds per temporal grid (Qwen2.5-VL); ``None`` for architectures without it.
+        image_grid_thw: ``[I, 3]`` grids of the batch's images (None: no image).
 
     Returns:
         ``position_ids`` ``(3, B, L)`` (0 on padding) and ``rope_deltas`` ``[B, 1]``.
     """
-    if video_grid_thw.shape[0] != input_ids.shape[0]:
-        raise ValueError(
-            f"rope_positions expects one video per prompt: {input_ids.shape[0]} prompts but "
-            f"{video_grid_thw.shape[0]} video grids."
+    config = inner_model(model).config
+    if config.model_type in ORIGINAL_ROPE_RULE:
+        vision = config.vision_config
+        return mrope_positions(
+            mm_token_type_ids,
+            spatial_merge_size=int(vision.spatial_merge_size),
+            image_grid_thw=image_grid_thw,
+            video_grid_thw=video_grid_thw,
+            second_per_grid_ts=second_per_grid_ts,
+            tokens_per_second=getattr(vision, "tokens_per_second", None) if config.model_type == "qwen2_5_vl" else None,
+            attention_mask=attention_mask,
         )
     kwargs: dict[str, Any] = {"video_grid_thw": video_grid_thw, "attention_mask": attention_mask}
+    if image_grid_thw is not None:
+        kwargs["image_grid_thw"] = image_grid_thw
     if second_per_grid_ts is not None:
         kwargs["second_per_grid_ts"] = second_per_grid_ts
-    return model.model.get_rope_index(input_ids, mm_token_type_ids, **kwargs)
+    return inner_model(model).model.get_rope_index(input_ids, mm_token_type_ids, **kwargs)
+
+
+def batch_positions(model: nn.Module, batch: Mapping[str, Any], *, prefix: str = "") -> torch.Tensor | None:
+    """``(3, B, L)`` positions of a collated batch's sequences (``prefix="prompt_"``: its prompts), or None.
+
+    None when the batch holds no image or video (text-only rows need no 3-D positions). Uses the batch's
+    ``{prefix}input_ids``, ``{prefix}attention_mask``, ``{prefix}mm_token_type_ids`` and the vision keys.
+    """
+    if batch.get("video_grid_thw") is None and batch.get("image_grid_thw") is None:
+        return None
+    ids = batch[f"{prefix}input_ids"]
+    types = batch.get(f"{prefix}mm_token_type_ids")
+    if types is None:
+        config = inner_model(model).config
+        types = token_types(ids, image_token_id=config.image_token_id, video_token_id=config.video_token_id)
+    mask = batch.get(f"{prefix}attention_mask")
+    positions, _ = rope_positions(
+        model,
+        ids,
+        torch.ones_like(ids) if mask is None else mask,
+        types,
+        batch.get("video_grid_thw"),
+        batch.get("second_per_grid_ts"),
+        image_grid_thw=batch.get("image_grid_thw"),
+    )
+    return positions
 
 
 def continue_positions(last: torch.Tensor, length: int) -> torch.Tensor:

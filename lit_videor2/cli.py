@@ -1,17 +1,31 @@
 """Command line: ``lit_videor2 {fit,validate,test,predict}`` (LightningCLI) plus project commands.
 
 ``main(args)`` is the single entry point: the console script, ``python -m lit_videor2``, tests and notebooks
-all drive the same path.
+all drive the same path. ``main`` returns results and raises for programmatic callers; the console script
+(:func:`run`) turns errors a user can fix into one line on stderr and exit status 2:
+
+- :class:`~lit_videor2.errors.UserError` (bad record, bad benchmark file, bad video, ...) and
+  ``FileNotFoundError``: ``lit_videor2 <command>: error: <message>``;
+- a bad option or config value (jsonargparse): the key, the value and what was expected, in one line, instead of
+  the full usage text;
+- ``--debug`` (anywhere on the command line) or ``LIT_VIDEOR2_DEBUG=1`` shows the traceback instead.
+
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
+
+from lit_videor2.errors import UserError
 
 #: Project commands beside Lightning's: name -> ("module:function(argv)", one-line help).
 PROJECT_COMMANDS: dict[str, tuple[str, str]] = {
@@ -89,20 +103,114 @@ def _top_help() -> str:
     return "\n".join(lines)
 
 
-def main(args: Sequence[str] | None = None) -> Any:
-    """Run the CLI on ``args`` (default ``sys.argv[1:]``). Returns the LightningCLI or the command's result."""
+class UsageError(UserError):
+    """The command line itself is wrong (unknown command, bad option or config value)."""
+
+
+#: Environment variable that makes the console script show tracebacks of user errors (like ``--debug``).
+DEBUG_ENV = "LIT_VIDEOR2_DEBUG"
+#: Exceptions the console script prints as one line (exit status 2); anything else keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def main(args: Sequence[str] | None = None, *, exit_on_error: bool = True) -> Any:
+    """Run the CLI on ``args`` (default ``sys.argv[1:]``). Returns the LightningCLI or the command's result.
+
+    Args:
+        args: the command line without the program name; ``None`` reads ``sys.argv``.
+        exit_on_error: ``True`` (default): a bad option or config value of a Lightning command prints the usage
+            and raises ``SystemExit(2)`` (jsonargparse's behaviour). ``False``: it raises
+            ``argparse.ArgumentError`` instead, which :func:`run` turns into one line.
+
+    Raises:
+        UsageError: an unknown command.
+    """
     argv = list(sys.argv[1:] if args is None else args)
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_help())
         return None
     if argv[0] in PROJECT_COMMANDS:
         return _resolve(PROJECT_COMMANDS[argv[0]][0])(argv[1:])
-    return VideoR2CLI(args=None if args is None else argv)
+    if not argv[0].startswith("-") and argv[0] not in LIGHTNING_COMMANDS:
+        raise UsageError(
+            f"unknown command {argv[0]!r}; commands: {', '.join([*LIGHTNING_COMMANDS, *PROJECT_COMMANDS])} "
+            "(`lit_videor2 --help`)"
+        )
+    kwargs = {} if exit_on_error else {"parser_kwargs": {"exit_on_error": False}}
+    return VideoR2CLI(args=None if args is None else argv, **kwargs)
 
 
-def run() -> None:
-    """Console-script entry point: like :func:`main`, but returns nothing so the process exits with status 0."""
-    main()
+_CLASS_RE = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+_NESTED_ARG_RE = re.compile(r"NestedArg\(key='([^']*)', val=(.*)\)$")
+_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Given value type:",
+    "Expected a NoneType",
+)
+
+
+def parse_error_line(message: str) -> str:
+    """A jsonargparse error (many lines: union subtypes, nested errors) as one line keeping the key and value.
+
+    ``Parser key "trainer.max_epochs": ... Expected a <class 'int'> ... Given value: abc`` becomes
+    ``trainer.max_epochs: expected int; Given value: abc``.
+    """
+    lines = [_CLASS_RE.sub(r"\1", ln.strip().lstrip("-").strip()) for ln in message.strip().splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(_NOISE)]
+    if not lines:
+        return message.strip()
+    head, rest = lines[0], lines[1:]
+    m = re.match(r'Parser key "([^"]*)":\s*(.*)$', head)
+    parts = [m.group(2)] if m else [head]
+    for ln in rest:
+        nested = _NESTED_ARG_RE.search(ln)
+        ln = re.sub(r"^Expected a (\w)", lambda m: "expected " + m.group(1), ln)
+        parts.append(f"given value: {nested.group(1)}={nested.group(2).strip(chr(39))}" if nested else ln)
+    text = "; ".join(p.rstrip(":") for p in parts if p)
+    return f"{m.group(1)}: {text}" if m else text
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line the console script prints for a user error: the message, without traceback text.
+
+    A DataLoader worker re-raises an error with the worker's traceback in its message; only the original
+    message (its last line) is kept.
+    """
+    if isinstance(exc, argparse.ArgumentError):
+        return parse_error_line(str(exc))
+    text = str(exc).strip()
+    if "Original Traceback" in text:  # re-raised from a DataLoader worker
+        last = text.splitlines()[-1]
+        text = re.sub(r"^[\w.]+(Error|Exception): ", "", last)
+    text = " ".join(ln.strip() for ln in text.splitlines() if ln.strip())
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return text or type(exc).__name__
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: :func:`main`, with user errors printed as one line and exit status 2.
+
+    ``--debug`` (removed from the arguments) or ``LIT_VIDEOR2_DEBUG=1`` lets the exception through with its
+    traceback. Success exits with status 0 (the result of ``main`` is not returned).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    args = [a for a in args if a != "--debug"]
+    command = args[0] if args and not args[0].startswith("-") else None
+    if argv is None:  # LightningCLI warns when given args while sys.argv has some: hand them over via sys.argv
+        sys.argv[1:] = args
+    try:
+        main(None if argv is None else args, exit_on_error=debug)
+    except (*USER_ERRORS, argparse.ArgumentError) as e:
+        if debug:
+            raise
+        prog = "lit_videor2" + (f" {command}" if command else "")
+        hint = f" (`{prog} --help` lists the options)" if isinstance(e, argparse.ArgumentError) else ""
+        print(f"{prog}: error: {error_line(e)}{hint}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

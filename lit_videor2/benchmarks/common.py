@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.errors import UserError
+
 LETTERS = string.ascii_uppercase
 
 _LETTER_PREFIX_RE = re.compile(r"^\s*\(?([A-Z])\s*[.):]\s*")
@@ -29,8 +31,10 @@ _OPTION_LINE_RE = re.compile(r"^\s*\(?([A-Z])[.):]\s*\S")
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
-class BenchmarkFormatError(ValueError):
-    """A benchmark file or row does not have the expected layout; the message names the file and row."""
+class BenchmarkFormatError(UserError, ValueError):
+    """A benchmark file or row does not have the expected layout; the message names the file and row.
+
+    A :class:`~lit_videor2.errors.UserError` (the command line prints it as one line) and a ``ValueError``."""
 
 
 Row = tuple[str, dict[str, Any]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 
 def token_logprobs(
@@ -50,3 +51,66 @@ def token_logprobs(
         return logits.new_zeros((n, t), dtype=out_dtype)
     out = torch.cat(chunks).masked_fill(~valid, 0.0)  # [N*T]
     return out.view(n, t)
+
+
+def _chunk_logprobs(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``[C, H]`` hidden states, ``[V, H]`` head weight, ``[C]`` labels -> ``[C]`` float32 log-probs."""
+    logits = hidden @ weight.t()  # [C, V], in the head's dtype first (as the model's lm_head computes it)
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return logits.gather(1, labels[:, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
+
+
+def hidden_logprobs(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """``log softmax(hidden @ weight.T / temperature)[label]`` without ever holding more than a chunk of logits.
+
+    Each chunk of ``chunk_size`` positions goes through the LM head, its log-probs are taken and its logits freed;
+    with gradient, the chunk runs under non-reentrant activation checkpointing, so backward recomputes its logits
+    one chunk at a time too. Extra memory is ``O(chunk_size × V)`` in both passes, instead of the ``[N, T, V]``
+    logits (8 × 1,024 completion tokens × Qwen's 152k vocabulary in float32 is 5 GB).
+
+    Args:
+        hidden: ``[N, T, H]`` final (normed) hidden states at the positions that predict ``labels``.
+        weight: ``[V, H]`` the LM head's weight (no bias, as in Qwen-VL).
+        labels: ``[N, T]`` token ids. Negative ids give a log-prob of 0; mask them.
+        temperature: the sampling temperature.
+        chunk_size: positions per chunk.
+
+    Returns:
+        ``[N, T]`` float32 log-probs (float64 with float64 inputs), differentiable w.r.t. ``hidden`` and ``weight``.
+    """
+    if hidden.dim() != 3 or labels.shape != hidden.shape[:2]:
+        raise ValueError(
+            f"hidden_logprobs expects hidden [N, T, H] and labels [N, T]; got {tuple(hidden.shape)} and "
+            f"{tuple(labels.shape)}."
+        )
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[2]:
+        raise ValueError(f"hidden_logprobs: weight {tuple(weight.shape)} does not match hidden size {hidden.shape[2]}.")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+    n, t, h = hidden.shape
+    out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    flat = hidden.reshape(n * t, h)  # [N*T, H]
+    flat_labels = labels.reshape(n * t)  # [N*T]
+    valid = flat_labels >= 0
+    safe = flat_labels.clamp(min=0)
+    grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    chunks = []
+    for start in range(0, n * t, chunk_size):
+        args = (flat[start : start + chunk_size], weight, safe[start : start + chunk_size], temperature)
+        chunks.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False) if grad else _chunk_logprobs(*args))
+    if not chunks:
+        return hidden.new_zeros((n, t), dtype=out_dtype)
+    return torch.cat(chunks).to(out_dtype).masked_fill(~valid, 0.0).view(n, t)

@@ -50,7 +50,8 @@ class PolicySpec:
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     """``auto``: flash-attention 2 when installed and on CUDA, else sdpa."""
     gradient_checkpointing: bool = False
-    """Recompute decoder activations in the backward pass (activation checkpointing)."""
+    """Recompute decoder activations in the backward pass (activation checkpointing, per decoder layer,
+    non-reentrant; prompt sharing stays on: :mod:`lit_videor2.models.checkpointing`)."""
     freeze_vision: bool = True
     """Freeze the vision tower and its merger (the reference does, in both stages)."""
     freeze_llm: bool = False
@@ -138,7 +139,11 @@ def load_policy(spec: PolicySpec) -> nn.Module:
     )
     apply_freezing(model, spec)
     if spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # The project's own per-layer wrapper, not ``gradient_checkpointing_enable``: transformers drops the KV
+        # cache in checkpointed training forwards, which prompt sharing needs (see models/checkpointing.py).
+        from lit_videor2.models.checkpointing import enable_activation_checkpointing
+
+        enable_activation_checkpointing(model)
         model.config.use_cache = False
     if spec.lora is not None:
         model = add_lora(model, spec.lora)

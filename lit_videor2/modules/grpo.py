@@ -161,13 +161,10 @@ class GRPOModule(PolicyModule):
 
     @property
     def _share_prompt_with_grad(self) -> bool:
-        """Prompt sharing in the policy (gradient) pass.
-
-        Activation checkpointing in transformers drops the KV cache of a training forward, so with
-        ``policy.gradient_checkpointing`` the policy pass runs full prompt + completion rows (the no-grad reference
-        and old-policy passes still share the prompt).
-        """
-        return self.rollout_cfg.share_prompt and not self.policy.gradient_checkpointing
+        """Prompt sharing in the policy (gradient) pass: the same as in the no-grad passes, with activation
+        checkpointing on or off (the project checkpoints decoder layers with functional KV caches, see
+        :mod:`lit_videor2.models.checkpointing`), so policy, old and reference log-probs take one path."""
+        return self.rollout_cfg.share_prompt
 
     # -- rollout and rewards ---------------------------------------------------------------------------
 

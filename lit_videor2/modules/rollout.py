@@ -47,6 +47,7 @@ Qwen2.5-VL style models (``model.model.get_video_features`` / ``get_rope_index``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +64,9 @@ from transformers.generation.logits_process import (
 )
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from lit_videor2.losses.logprobs import token_logprobs
-from lit_videor2.models.policy import inner_model
+from lit_videor2.losses.logprobs import hidden_logprobs
+from lit_videor2.models.checkpointing import FunctionalCache, is_activation_checkpointing
+from lit_videor2.models.policy import inner_model, language_model
 from lit_videor2.models.vision import (
     continue_positions,
     encode_videos,
@@ -551,57 +553,113 @@ def _video_kwargs(model: nn.Module, rollout: Rollout, *, reuse_vision: bool, rep
     return {"mm_encoder_outputs": video_encoder_outputs(rollout.video_features, repeats)}
 
 
-def _full_logits(model: nn.Module, rollout: Rollout, video: dict[str, Any]) -> torch.Tensor:
-    """One forward over prompt + completion for all N rows -> ``[N, T, V]`` logits predicting the completion."""
-    t = rollout.completion_length
-    out = model(
-        input_ids=rollout.input_ids(),  # [N, Lp + T]
-        attention_mask=rollout.attention_mask(),
-        position_ids=rollout.position_ids,
-        use_cache=False,
-        logits_to_keep=t + 1,
-        **video,
-    )
-    return out.logits[:, :-1]  # [N, T, V]
+class _LogprobHead(nn.Module):
+    """Stands in for the LM head during a log-prob forward: hidden states -> ``[N, T]`` log-probs of ``labels``,
+    through :func:`~lit_videor2.losses.logprobs.hidden_logprobs` (chunked, recomputed per chunk in backward), so
+    the ``[N, T, V]`` logits never exist. ``labels=None`` (a pass whose outputs are only its KV) returns nothing."""
+
+    def __init__(self, head: nn.Module, labels: torch.Tensor | None, temperature: float, chunk_size: int) -> None:
+        super().__init__()
+        self.head = head
+        self.labels, self.temperature, self.chunk_size = labels, temperature, chunk_size
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [N, T, H] -> [N, T]
+        if self.labels is None:
+            return hidden.new_zeros(hidden.shape[:2])
+        if getattr(self.head, "bias", None) is not None:
+            raise ValueError("sequence_logprobs: an LM head with a bias is not supported (Qwen-VL heads have none).")
+        return hidden_logprobs(
+            hidden, self.head.weight, self.labels, temperature=self.temperature, chunk_size=self.chunk_size
+        )
+
+
+@contextmanager
+def _logprob_head(model: nn.Module, labels: torch.Tensor | None, temperature: float, chunk_size: int):
+    """Swap ``model.lm_head`` for a :class:`_LogprobHead` for one forward.
+
+    The swap keeps the head's computation inside the model's own forward, so FSDP2's root hooks (which gather the
+    head weight) cover it, and the output's ``logits`` field holds ``[N, T]`` log-probs.
+    """
+    head = model.lm_head
+    model.lm_head = _LogprobHead(head, labels, temperature, chunk_size)
+    try:
+        yield
+    finally:
+        model.lm_head = head
+
+
+def _full_logprobs(
+    model: nn.Module, rollout: Rollout, video: dict[str, Any], temperature: float, chunk_size: int
+) -> torch.Tensor:
+    """One forward over prompt + completion for all N rows -> ``[N, T]`` log-probs of the completion."""
+    lp, t = rollout.prompt_length, rollout.completion_length
+    keep = torch.arange(lp - 1, lp + t - 1, device=rollout.completion_ids.device)  # positions predicting tokens 0..T-1
+    with _logprob_head(model, rollout.completion_ids, temperature, chunk_size):
+        out = model(
+            input_ids=rollout.input_ids(),  # [N, Lp + T]
+            attention_mask=rollout.attention_mask(),
+            position_ids=rollout.position_ids,
+            use_cache=False,
+            logits_to_keep=keep,
+            **video,
+        )
+    return out.logits  # [N, T]
 
 
 def _activation_checkpointing(model: nn.Module) -> bool:
-    """Whether gradient (activation) checkpointing is on (``is_activation_checkpointing`` from transformers 5.x)."""
+    """Whether activation checkpointing is on: the project's per-layer wrapper, or transformers' own."""
     flag = getattr(type(model), "is_activation_checkpointing", None)
     name = "is_activation_checkpointing" if flag is not None else "is_gradient_checkpointing"
-    return bool(getattr(model, name, False))
+    return is_activation_checkpointing(model) or bool(getattr(model, name, False))
 
 
-def _shared_prompt_logits(model: nn.Module, rollout: Rollout, video: dict[str, Any]) -> torch.Tensor:
-    """Prompt forward once per prompt (with grad), KV expanded to G rows, completions on top -> ``[N, T, V]``."""
-    if torch.is_grad_enabled() and model.training and _activation_checkpointing(model):
+def _shared_prompt_logprobs(
+    model: nn.Module, rollout: Rollout, video: dict[str, Any], temperature: float, chunk_size: int
+) -> torch.Tensor:
+    """The prompt (all but its last token) once per prompt with gradient, its KV expanded to G rows, then
+    ``[last prompt token, completion tokens 0..T-2]`` on top for the N rows -> ``[N, T]`` log-probs.
+
+    Every call runs exactly these two forwards whatever the completion length (under FSDP2 all ranks must run
+    the same forwards). The caches are functional (:mod:`lit_videor2.models.checkpointing`), so the path is the
+    same with activation checkpointing on or off; the last prompt token is recomputed G times (one token per row)
+    so that the completion pass alone produces every log-prob.
+    """
+    if (
+        torch.is_grad_enabled()
+        and model.training
+        and _activation_checkpointing(model)
+        and not (is_activation_checkpointing(model))
+    ):
         raise ValueError(
-            "sequence_logprobs(share_prompt=True) needs the KV cache, which gradient checkpointing silently drops "
-            "in training mode (the completions would lose their prompt): pass share_prompt=False or disable "
-            "gradient checkpointing for the policy pass."
+            "sequence_logprobs(share_prompt=True) needs the KV cache, which transformers' gradient checkpointing "
+            "drops in training mode: enable checkpointing with "
+            "lit_videor2.models.checkpointing.enable_activation_checkpointing (what PolicySpec does) instead."
         )
-    g, lp = rollout.group_size, rollout.prompt_length
-    prompt = model(
-        input_ids=rollout.prompt.input_ids,  # [B, Lp]
-        attention_mask=rollout.prompt.attention_mask,
-        position_ids=rollout.prompt_position_ids,  # (3, B, Lp)
-        use_cache=True,
-        logits_to_keep=1,
-        **video,
-    )
-    first = prompt.logits[:, -1:].repeat_interleave(g, dim=0)  # [N, 1, V] predicts completion token 0
-    if rollout.completion_length == 1:
-        return first
-    cache = prompt.cache
-    cache.batch_repeat_interleave(g)  # differentiable: backward sums the G copies into the prompt pass
-    rest = model(
-        input_ids=rollout.completion_ids[:, :-1],  # [N, T - 1]
-        attention_mask=rollout.attention_mask()[:, :-1],  # [N, Lp + T - 1]
-        position_ids=rollout.position_ids[..., lp:-1],  # (3, N, T - 1)
-        cache=cache,
-        use_cache=True,
-    )
-    return torch.cat([first, rest.logits], dim=1)  # [N, T, V]
+    g, lp, t = rollout.group_size, rollout.prompt_length, rollout.completion_length
+    prompt = rollout.prompt
+    cache = FunctionalCache.recording(len(language_model(model).layers))
+    no_positions = torch.zeros(0, dtype=torch.long, device=prompt.input_ids.device)
+    with _logprob_head(model, None, temperature, chunk_size):
+        model(
+            input_ids=prompt.input_ids[:, :-1],  # [B, Lp - 1]
+            attention_mask=prompt.attention_mask[:, :-1],
+            position_ids=rollout.prompt_position_ids[..., :-1],  # (3, B, Lp - 1)
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=no_positions,
+            **video,
+        )
+    last = prompt.input_ids[:, -1:].repeat_interleave(g, dim=0)  # [N, 1], a text token (the generation prompt's)
+    with _logprob_head(model, rollout.completion_ids, temperature, chunk_size):
+        out = model(
+            input_ids=torch.cat([last, rollout.completion_ids[:, :-1]], dim=1),  # [N, T]
+            attention_mask=rollout.attention_mask()[:, : lp + t - 1],  # [N, Lp + T - 1]
+            position_ids=rollout.position_ids[..., lp - 1 : lp + t - 1],  # (3, N, T)
+            cache=cache.expanded(g),  # differentiable: backward sums the G copies into the prompt pass
+            use_cache=True,
+            logits_to_keep=0,
+        )
+    return out.logits  # [N, T]
 
 
 def sequence_logprobs(
@@ -611,6 +669,7 @@ def sequence_logprobs(
     reuse_vision: bool = True,
     share_prompt: bool = True,
     temperature: float = 1.0,
+    chunk_size: int = 1024,
 ) -> torch.Tensor:
     """Teacher-forced per-token log-probs of the rollout's completions under ``model``.
 
@@ -625,6 +684,11 @@ def sequence_logprobs(
         share_prompt: run the prompt once per prompt and the completions on its expanded KV cache (gradients
             flow into the prompt pass); False runs N full prompt + completion forwards (the baseline).
         temperature: the sampling temperature; log-probs are taken under ``softmax(logits / temperature)``.
+        chunk_size: positions per chunk through the LM head; the ``[N, T, V]`` logits are never materialised
+            (extra memory ``O(chunk_size × V)`` forward and backward).
+
+    Works with activation checkpointing (:func:`~lit_videor2.models.checkpointing.enable_activation_checkpointing`)
+    on or off, on both paths; the policy, old-policy and reference passes take the same path.
 
     Returns:
         ``[N, T]`` float32 log-probs; positions after EOS hold values too, mask them with ``completion_mask``.
@@ -632,5 +696,5 @@ def sequence_logprobs(
     model = inner_model(model)
     repeats = 1 if share_prompt else rollout.group_size
     video = _video_kwargs(model, rollout, reuse_vision=reuse_vision, repeats=repeats)
-    logits = _shared_prompt_logits(model, rollout, video) if share_prompt else _full_logits(model, rollout, video)
-    return token_logprobs(logits, rollout.completion_ids, temperature=temperature)
+    path = _shared_prompt_logprobs if share_prompt else _full_logprobs
+    return path(model, rollout, video, temperature, chunk_size)

@@ -37,7 +37,7 @@ from lit_videor2.data.dataset import VideoSample  # noqa: E402
 from lit_videor2.data.frames import Frames  # noqa: E402
 from lit_videor2.data.records import VideoRecord  # noqa: E402
 from lit_videor2.losses import group_advantages, grpo_loss  # noqa: E402
-from lit_videor2.modules.rollout import PromptBatch, default_eos_token_ids, generate_group, sequence_logprobs  # noqa: E402
+from lit_videor2.modules.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids  # noqa: E402
 
 QUESTION = "Which shape appears first? A. red circle B. blue square C. green triangle D. yellow star"
 
@@ -102,7 +102,7 @@ def run_lit(model_dir: Path, processor, args) -> dict[str, dict[str, float]]:
     print(f"prompt: {prompt.length} tokens, {n_video} video tokens, grid {prompt.video_grid_thw.tolist()[0]}")
     policy, reference = load_policy_and_reference(model_dir)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
-    eos = default_eos_token_ids(policy, processor.tokenizer)
+    eos = stop_token_ids(processor.tokenizer)
     times: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
     for i in range(args.warmup + args.steps):
         for key, share in (("a", True), ("b", False)):

@@ -2,7 +2,7 @@
 
 Loads the policy and processor, samples frames with the project's :class:`FrameLoader`, builds the same
 prompt as training and evaluation (:class:`VideoCollator` in ``prompt`` mode, system prompt and reasoning
-instruction included), decodes greedily and prints three sections: the reasoning (``<think>``), the answer
+instruction included), decodes greedily with the engine validation and ``test`` use, and prints three sections: the reasoning (``<think>``), the answer
 (``<answer>``, with the option text when it names an option) and every timestamp the reasoning cites, with
 the clause that cites it and a flag for times beyond the end of the video.
 """
@@ -162,7 +162,11 @@ def ask(
     dtype: str = "auto",
     backend: str = "decord",
 ) -> AskResult:
-    """Answer ``question`` about ``video`` with the model in folder ``model`` (greedy decoding)."""
+    """Answer ``question`` about ``video`` with the model in folder ``model``.
+
+    Decoding is greedy, by the same engine as validation and ``test``
+    (:func:`~lit_videor2.modules.generation.generate_completions`): explicit positions, no ``generation_config``.
+    """
     import torch
 
     from lit_videor2.data.collate import VideoCollator
@@ -172,7 +176,7 @@ def ask(
     from lit_videor2.data.sampling import FrameSampling
     from lit_videor2.models.hub import load_processor
     from lit_videor2.models.policy import PolicySpec, load_policy
-    from lit_videor2.modules.generation import generate_completions
+    from lit_videor2.modules.generation import GenerationSettings, generate_completions
 
     video = Path(video)
     if not video.is_file():
@@ -202,7 +206,8 @@ def ask(
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(next(policy.parameters()).dtype)
 
     tokenizer = getattr(processor, "tokenizer", processor)
-    texts, _ = generate_completions(policy, tokenizer, batch, max_new_tokens=max_new_tokens, do_sample=False)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, do_sample=False)
+    texts = generate_completions(policy, tokenizer, batch, settings).texts
     result = parse_completion(texts[0], opts, duration=frames.duration)
     result.frame_times = list(frames.times)
     return result

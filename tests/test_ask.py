@@ -54,14 +54,15 @@ def test_ask_fixed_completion(tiny_model_dir, synth_video, capsys, monkeypatch):
     """Same path, generation replaced: the printed answer and timestamps come from the completion."""
     seen = {}
 
-    def fake_generate(model, tokenizer, batch, **kwargs):
-        seen.update(kwargs, prompt_len=batch["prompt_input_ids"].shape[1], question=batch["columns"]["question"][0])
-        return [FIXED], None
+    def fake_generate(model, tokenizer, batch, settings, **kwargs):
+        seen.update(settings=settings, prompt_len=batch["prompt_input_ids"].shape[1])
+        seen.update(question=batch["columns"]["question"][0])
+        return generation.Completions([FIXED], None, [0])
 
     monkeypatch.setattr(generation, "generate_completions", fake_generate)
     result = cli_main(_argv(tiny_model_dir, synth_video, "--options", "A. red circle", "B. blue square"))
     out = capsys.readouterr().out
-    assert seen["do_sample"] is False and seen["max_new_tokens"] == 512  # greedy, default budget
+    assert seen["settings"] == generation.GenerationSettings(max_new_tokens=512)  # greedy, default budget
     assert seen["question"] == "What appears first?\nOptions:\nA. red circle\nB. blue square"
     assert "A  (A. red circle)" in out
     assert [c.label for c in result.citations] == ["00:02", "00:03-00:05", "00:30"]

@@ -42,7 +42,7 @@ def eval_config(tmp: Path, data: Path, model: Path, *, batch_size: int = 2, devi
             "init_args": {
                 "policy": {"path": str(model), "dtype": "float32", "attn_implementation": "sdpa"},
                 "predictions": str(tmp / "eval" / "predictions.jsonl"),
-                "max_new_tokens": 8,
+                "generation": {"max_new_tokens": 8},
             },
         },
         "data": {
@@ -147,7 +147,7 @@ def test_batched_greedy_equals_one_by_one(synth_dir, tiny_model_dir):  # noqa: F
     from lit_videor2.data.datamodule import VideoDataModule
     from lit_videor2.models.hub import load_processor
     from lit_videor2.models.policy import PolicySpec, load_policy
-    from lit_videor2.modules.generation import generate_completions
+    from lit_videor2.modules.generation import GenerationSettings, generate_completions
     from tests.fixtures import SMALL
 
     def batches(bs):
@@ -164,8 +164,9 @@ def test_batched_greedy_equals_one_by_one(synth_dir, tiny_model_dir):  # noqa: F
     tok = load_processor(str(tiny_model_dir)).tokenizer
     (big,) = batches(4)
     assert big["prompt_attention_mask"].sum(1).unique().numel() > 1  # prompts of different lengths: padding used
-    together, _ = generate_completions(model, tok, big, max_new_tokens=12)
-    alone = [generate_completions(model, tok, b, max_new_tokens=12)[0][0] for b in batches(1)]
+    settings = GenerationSettings(max_new_tokens=12)
+    together = generate_completions(model, tok, big, settings).texts
+    alone = [generate_completions(model, tok, b, settings).texts[0] for b in batches(1)]
     assert together == alone
 
 

@@ -16,14 +16,14 @@ from lit_videor2.data.collate import VideoCollator
 from lit_videor2.data.dataset import VideoSample
 from lit_videor2.data.frames import Frames
 from lit_videor2.data.records import VideoRecord
-from lit_videor2.models.vision import continue_positions, vision_special_token_ids
+from lit_videor2.models.vision import continue_positions, original_rope_index, vision_special_token_ids
 from lit_videor2.modules.rollout import (
     PromptBatch,
     Rollout,
     completion_mask_from_eos,
-    default_eos_token_ids,
     generate_group,
     sequence_logprobs,
+    stop_token_ids,
 )
 
 G = 3
@@ -57,10 +57,8 @@ def model(model_dir):
 
 
 @pytest.fixture(scope="module")
-def eos(model_dir, processor):
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    ids = default_eos_token_ids(Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir), processor.tokenizer)
+def eos(processor):
+    ids = stop_token_ids(processor.tokenizer)
     assert processor.tokenizer.convert_tokens_to_ids("<|im_end|>") in ids
     return ids
 
@@ -143,19 +141,20 @@ def test_greedy_shared_prefill_equals_generate_per_prompt(model, batch, eos):
     torch.testing.assert_close(shared.completion_ids, plain.completion_ids, rtol=0, atol=0)
     for i in range(2):
         alone = _single(batch, i)
-        out = model.generate(
-            input_ids=alone.input_ids,
-            attention_mask=alone.attention_mask,
-            mm_token_type_ids=alone.mm_token_type_ids,
-            pixel_values_videos=alone.pixel_values_videos,
-            video_grid_thw=alone.video_grid_thw,
-            second_per_grid_ts=alone.second_per_grid_ts,
-            max_new_tokens=12,
-            do_sample=False,
-            eos_token_id=eos,
-            pad_token_id=eos[0],
-            suppress_tokens=vision_special_token_ids(model.config),
-        )
+        with original_rope_index(model):  # the model's own generate, its positions by the original Qwen rule
+            out = model.generate(
+                input_ids=alone.input_ids,
+                attention_mask=alone.attention_mask,
+                mm_token_type_ids=alone.mm_token_type_ids,
+                pixel_values_videos=alone.pixel_values_videos,
+                video_grid_thw=alone.video_grid_thw,
+                second_per_grid_ts=alone.second_per_grid_ts,
+                max_new_tokens=12,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos[0],
+                suppress_tokens=vision_special_token_ids(model.config),
+            )
         torch.testing.assert_close(shared.completion_ids[i], out[0, alone.length :], rtol=0, atol=0)
 
 

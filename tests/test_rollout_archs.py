@@ -11,8 +11,8 @@ from lit_videor2.data.dataset import VideoSample
 from lit_videor2.data.frames import Frames
 from lit_videor2.data.records import VideoRecord
 from lit_videor2.models.hub import load_processor
-from lit_videor2.models.vision import vision_special_token_ids
-from lit_videor2.modules.rollout import PromptBatch, default_eos_token_ids, generate_group, sequence_logprobs
+from lit_videor2.models.vision import original_rope_index, vision_special_token_ids
+from lit_videor2.modules.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
 
 SIZE = {"qwen2_vl": 56, "qwen3_vl": 64}  # multiples of patch x merge (28, 32)
 
@@ -46,7 +46,7 @@ def test_shared_rollout_logprobs_and_grads_equal_full_forward(arch, tiny_models)
     model = AutoModelForImageTextToText.from_pretrained(folder).eval()
     model.model.visual.requires_grad_(False)
     batch = _batch(processor, SIZE[arch])
-    eos = default_eos_token_ids(model, processor.tokenizer)
+    eos = stop_token_ids(processor.tokenizer)
     rollout = generate_group(
         model,
         batch,
@@ -72,16 +72,17 @@ def test_shared_rollout_logprobs_and_grads_equal_full_forward(arch, tiny_models)
     for i in range(batch.batch_size):
         keep = batch.attention_mask[i].bool()
         pixels = torch.split(batch.pixel_values_videos, batch.video_grid_thw.prod(-1).tolist())[i]
-        ref = model.generate(
-            input_ids=batch.input_ids[i : i + 1, keep],
-            attention_mask=batch.attention_mask[i : i + 1, keep],
-            mm_token_type_ids=batch.mm_token_type_ids[i : i + 1, keep],
-            pixel_values_videos=pixels,
-            video_grid_thw=batch.video_grid_thw[i : i + 1],
-            max_new_tokens=6,
-            do_sample=False,
-            eos_token_id=eos,
-            suppress_tokens=vision_special_token_ids(model.config, processor.tokenizer),
-        )[0, int(keep.sum()) :]
+        with original_rope_index(model):  # Qwen2-VL: the original rule; Qwen3-VL: unchanged
+            ref = model.generate(
+                input_ids=batch.input_ids[i : i + 1, keep],
+                attention_mask=batch.attention_mask[i : i + 1, keep],
+                mm_token_type_ids=batch.mm_token_type_ids[i : i + 1, keep],
+                pixel_values_videos=pixels,
+                video_grid_thw=batch.video_grid_thw[i : i + 1],
+                max_new_tokens=6,
+                do_sample=False,
+                eos_token_id=eos,
+                suppress_tokens=vision_special_token_ids(model.config, processor.tokenizer),
+            )[0, int(keep.sum()) :]
         got = greedy.completion_ids[i, : int(greedy.completion_mask[i].sum())]
         assert got.tolist() == ref[: got.numel()].tolist()

@@ -14,7 +14,8 @@ The project's prompt batches hold exactly one video per prompt (see :mod:`lit_vi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -162,6 +163,41 @@ def rope_positions(
     if second_per_grid_ts is not None:
         kwargs["second_per_grid_ts"] = second_per_grid_ts
     return inner_model(model).model.get_rope_index(input_ids, mm_token_type_ids, **kwargs)
+
+
+@contextmanager
+def original_rope_index(model: nn.Module) -> Iterator[None]:
+    """Within the block, the model's own ``get_rope_index`` follows :func:`rope_positions` (Qwen2/2.5-VL only).
+
+    For the code paths that let transformers compute positions (``model.generate``: the per-completion baseline
+    rollout, and tests comparing against it). The instance attribute shadows the class method and is removed on
+    exit. Other architectures are left untouched.
+    """
+    inner = inner_model(model)
+    if inner.config.model_type not in ORIGINAL_ROPE_RULE:
+        yield
+        return
+
+    def get_rope_index(
+        input_ids: torch.Tensor,
+        mm_token_type_ids: torch.Tensor,
+        image_grid_thw: torch.Tensor | None = None,
+        video_grid_thw: torch.Tensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **_: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        return rope_positions(
+            inner, input_ids, mask, mm_token_type_ids, video_grid_thw, second_per_grid_ts, image_grid_thw
+        )
+
+    core = inner.model
+    core.get_rope_index = get_rope_index
+    try:
+        yield
+    finally:
+        del core.get_rope_index
 
 
 def batch_positions(model: nn.Module, batch: Mapping[str, Any], *, prefix: str = "") -> torch.Tensor | None:

@@ -16,18 +16,17 @@ from lightning.pytorch.cli import OptimizerCallable
 
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
-from lit_videor2.modules.generation import generate_completions
+from lit_videor2.modules.generation import GenerationSettings, generate_completions
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class GenerationEval:
-    """Greedy generation on validation prompts, scored by the rewards and diagnostics."""
+class GenerationEval(GenerationSettings):
+    """Generation on validation prompts (greedy by default; the settings of :class:`GenerationSettings`), scored by
+    the rewards and diagnostics."""
 
-    max_new_tokens: int = 256
-    """Longest completion."""
     max_batches: int | None = None
     """Generate on at most this many validation batches per validation run (None: all)."""
     temporal_reward: bool = False
@@ -71,7 +70,8 @@ class PolicyModule(L.LightningModule):
             policy: Model to load, dtype, attention, freezing and LoRA.
             optimizer: Optimizer factory (YAML ``class_path``/``init_args``; default AdamW lr 1e-5, wd 0.1).
             scheduler: Learning-rate schedule over the run's optimizer steps (default: none, constant lr).
-            generation_eval: Greedy generation on validation batches scored by format, accuracy, TAC (and TAR).
+            generation_eval: Generation on validation batches (explicit decoding settings, greedy by default),
+                scored by format, accuracy, TAC (and TAR).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -165,11 +165,12 @@ class PolicyModule(L.LightningModule):
     # -- generation-based validation ---------------------------------------------------------------------
 
     def generation_scores(self, batch: dict[str, Any]) -> dict[str, list[float]]:
-        """Greedy completions for a batch's prompts, scored per sample (format, accuracy, TAC parts, TAR)."""
+        """Completions for a batch's prompts (the rollout engine, ``generation_eval``'s settings), scored per sample
+        (format, accuracy, TAC parts, TAR)."""
         from lit_videor2.modules.scoring import score_completions
 
         cfg = self.generation_eval
-        texts, _ = generate_completions(self.model, self.tokenizer, batch, max_new_tokens=cfg.max_new_tokens)
+        texts = generate_completions(self.model, self.tokenizer, batch, cfg, synced=self.trainer.world_size > 1).texts
         return score_completions(texts, batch["columns"], temporal=cfg.temporal_reward)
 
     def maybe_score_generation(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -185,6 +186,9 @@ class PolicyModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_scores = {}
+        if self.generation_eval is not None and not self.__dict__.get("_generation_logged"):
+            log.info("validation generation settings: %s", self.generation_eval)  # also in hparams.yaml
+            self._generation_logged = True
 
     def on_validation_epoch_end(self) -> None:
         from lit_videor2.modules.scoring import aggregate_scores

@@ -1,6 +1,7 @@
 """Benchmark evaluation (``lit_videor2 test --config configs/eval.yaml``): generate, judge, write, tabulate.
 
-Per test batch: greedy completions (vision tokens suppressed, :func:`generate_completions`), then the judgments
+Per test batch: completions by the rollout engine with explicit settings (greedy by default, vision tokens
+suppressed, original-rule positions: :func:`generate_completions`), then the judgments
 of :func:`~lit_videor2.evaluation.judge_rows` (parsed and concluded answers, correctness, TAC parts, VAS, TAR),
 appended as JSON lines to this rank's part file next to the predictions file. At the end of the test epoch rank 0
 folds the part files into the predictions file and writes ``results.json``/``results.md`` beside it; the tables
@@ -22,15 +23,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lit_videor2.evaluation.judging import judge_rows
 from lit_videor2.evaluation.predictions import finished_ids, merge_part_files, part_file, write_predictions
 from lit_videor2.evaluation.tables import METRICS, compute_results, results_markdown, write_results
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.models.policy import PolicySpec
 from lit_videor2.modules.base import PolicyModule
-from lit_videor2.modules.generation import generate_completions, stop_token_ids
+from lit_videor2.modules.generation import GenerationSettings, generate_completions
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +48,6 @@ ROW_COLUMNS = (
 )
 
 
-def completion_lengths(completion_ids: torch.Tensor, stop_ids: list[int]) -> list[int]:
-    """Tokens per completion ``[B, T]`` up to and including the first stop token (all ``T`` when none)."""
-    stop = torch.isin(completion_ids, torch.tensor(stop_ids, device=completion_ids.device))  # [B, T]
-    first = torch.where(stop.any(1), stop.int().argmax(1) + 1, completion_ids.shape[1])  # [B]
-    return first.tolist()
-
-
 class EvalModule(PolicyModule):
     """Evaluate a policy on the data module's benchmarks (``data.benchmarks``; ``data.test_file`` also works)."""
 
@@ -64,7 +56,7 @@ class EvalModule(PolicyModule):
         policy: PolicySpec,
         predictions: str = "runs/eval/predictions.jsonl",
         judge: Judge | None = None,
-        max_new_tokens: int = 1024,
+        generation: GenerationSettings | None = None,
         temporal: bool = True,
         resume: bool = True,
     ) -> None:
@@ -74,14 +66,16 @@ class EvalModule(PolicyModule):
             predictions: Predictions JSONL; ``results.json`` and ``results.md`` are written in its folder.
             judge: Judge of the answers, TAC and VAS (YAML ``class_path``: ``lit_videor2.judges.HFJudge`` or
                 ``lit_videor2.judges.OpenAIJudge``). Default: the offline rule-based judge.
-            max_new_tokens: Longest completion (greedy decoding; the reference uses 1024).
+            generation: Decoding settings (default: greedy, ``max_new_tokens`` 1024 as the reference). Every setting
+                is explicit: the checkpoint's ``generation_config`` is not used. Logged at test start and written
+                to ``results.json``.
             temporal: Score TAR for records with ``temporal_grounding`` (loads the sentence embedder on first use).
             resume: Skip records whose ids are already in the predictions file (per benchmark); False starts over.
         """
         super().__init__(policy)
         self.predictions = Path(predictions)
         self.judge = judge
-        self.max_new_tokens = max_new_tokens
+        self.generation = generation if generation is not None else GenerationSettings(max_new_tokens=1024)
         self.temporal = temporal
         self.resume = resume
         self.num_generated = 0
@@ -107,6 +101,7 @@ class EvalModule(PolicyModule):
                 f.unlink(missing_ok=True)
         self.trainer.strategy.barrier("eval-start")
         self.model.eval()
+        log.info("test generation settings: %s", self.generation)
 
     # -- the test step -------------------------------------------------------------------------------------
 
@@ -118,12 +113,11 @@ class EvalModule(PolicyModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         if "prompt_input_ids" not in batch:  # every sample of the batch was skipped (on_error='skip')
             return
-        texts, completion_ids = generate_completions(
-            self.model, self.tokenizer, batch, max_new_tokens=self.max_new_tokens
+        texts, _, lengths = generate_completions(
+            self.model, self.tokenizer, batch, self.generation, synced=self.trainer.world_size > 1
         )
         self.num_generated += len(texts)
         cols = batch["columns"]
-        lengths = completion_lengths(completion_ids, stop_token_ids(self.tokenizer))
         rows = []
         for i, text in enumerate(texts):
             row = {k: cols[k][i] if k in cols else None for k in ROW_COLUMNS}
@@ -142,7 +136,9 @@ class EvalModule(PolicyModule):
     def _write_tables(self) -> dict[str, Any]:
         rows = merge_part_files(self.predictions)
         results = compute_results(rows, self._benchmark_order())
-        write_results(results, self.predictions.parent, predictions=str(self.predictions))
+        write_results(
+            results, self.predictions.parent, predictions=str(self.predictions), generation=self.generation.as_dict()
+        )
         log.info("evaluation results (%s):\n%s", self.predictions, results_markdown(results))
         return results
 

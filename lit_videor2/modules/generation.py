@@ -1,54 +1,110 @@
-"""Generation helpers shared by validation, evaluation and inference."""
+"""One generation path for validation, ``test`` and ``ask``: the rollout engine, with every setting explicit.
+
+:func:`generate_completions` runs :func:`~lit_videor2.modules.rollout.generate_group` with ``group_size=1``, so
+evaluation decodes exactly as GRPO does: explicit 3-D positions by the original Qwen rule, every vision special
+token suppressed, the project's one list of stop tokens (:func:`~lit_videor2.modules.rollout.stop_token_ids`), and
+only the :class:`GenerationSettings` given. Nothing comes from the checkpoint's ``generation_config`` (Qwen2.5-VL-
+7B-Instruct ships ``repetition_penalty`` 1.05 and its own sampling defaults, which ``model.generate`` would apply).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from lit_videor2.models.policy import inner_model
 from lit_videor2.models.vision import vision_special_token_ids
+from lit_videor2.modules.rollout import PromptBatch, generate_group, stop_token_ids
 
-VISION_INPUT_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-
-
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    """``<|im_end|>`` and the tokenizer's eos (deduplicated)."""
-    ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id]
-    return sorted({i for i in ids if isinstance(i, int) and i >= 0})
+__all__ = ["Completions", "GenerationSettings", "generate_completions", "stop_token_ids"]
 
 
-def prompt_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    """Model inputs of the prompt part of a collated batch (left-padded, for generation)."""
-    out = {"input_ids": batch["prompt_input_ids"], "attention_mask": batch["prompt_attention_mask"]}
-    if "prompt_mm_token_type_ids" in batch:
-        out["mm_token_type_ids"] = batch["prompt_mm_token_type_ids"]
-    out.update({k: batch[k] for k in VISION_INPUT_KEYS if k in batch})
-    return out
+@dataclass
+class GenerationSettings:
+    """Decoding settings of evaluation-time generation (greedy by default). Nothing else applies."""
+
+    max_new_tokens: int = 256
+    """Longest completion, in tokens."""
+    do_sample: bool = False
+    """Sample (True) or decode greedily (False; temperature, top_k and top_p are then unused)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    top_k: int = 0
+    """Sample among the k most likely tokens (0: no limit)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1.0: no limit)."""
+    min_new_tokens: int = 0
+    """The stop tokens are forbidden before this many tokens."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.min_new_tokens < 0 or self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"generation settings: need 0 <= min_new_tokens ({self.min_new_tokens}) <= max_new_tokens "
+                f"({self.max_new_tokens}) and max_new_tokens >= 1."
+            )
+        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1 and self.top_k >= 0):
+            raise ValueError(
+                f"generation settings: sampling needs temperature > 0 ({self.temperature}), 0 < top_p <= 1 "
+                f"({self.top_p}) and top_k >= 0 ({self.top_k})."
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (logged and written to ``results.json``)."""
+        return asdict(self)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~lit_videor2.modules.rollout.generate_group` for these settings."""
+        return {f: getattr(self, f) for f in GenerationSettings.__dataclass_fields__}
+
+
+class Completions(NamedTuple):
+    """One completion per prompt of a batch."""
+
+    texts: list[str]
+    """Decoded completions (special tokens dropped)."""
+    token_ids: torch.Tensor
+    """``[B, T]`` generated ids; the pad token after the first stop token."""
+    lengths: list[int]
+    """Tokens of each completion up to and including its first stop token (``T`` when it has none)."""
 
 
 @torch.no_grad()
 def generate_completions(
     model: nn.Module,
     tokenizer: Any,
-    batch: dict[str, Any],
+    batch: PromptBatch | dict[str, Any],
+    settings: GenerationSettings | None = None,
     *,
-    max_new_tokens: int = 256,
-    do_sample: bool = False,
-    **gen_kwargs: Any,
-) -> tuple[list[str], torch.Tensor]:
-    """Generate one completion per prompt of a collated batch; returns decoded texts and token ids ``[B, T]``."""
-    inputs = prompt_inputs(batch)
+    synced: bool = False,
+    generator: torch.Generator | None = None,
+) -> Completions:
+    """One completion per prompt of a collated prompt batch, decoded by the rollout engine.
+
+    Args:
+        model: the policy (a peft wrapper is fine).
+        tokenizer: its tokenizer (stop ids, pad id, decoding).
+        batch: a :class:`~lit_videor2.modules.rollout.PromptBatch` or a collated batch with ``prompt_*`` keys.
+        settings: decoding settings; default :class:`GenerationSettings` (greedy, 256 tokens).
+        synced: decode in lockstep with the other ranks (pass ``world_size > 1``: under FSDP every rank must run
+            the same forwards).
+        generator: RNG of sampling (``do_sample=True``).
+    """
+    settings = settings or GenerationSettings()
     stop = stop_token_ids(tokenizer)
-    out = model.generate(
-        **inputs,
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        eos_token_id=stop,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0],
-        suppress_tokens=vision_special_token_ids(getattr(model, "config", None), tokenizer),
-        **gen_kwargs,
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
+    rollout = generate_group(
+        model,
+        batch,
+        group_size=1,
+        eos_token_ids=stop,
+        suppress_token_ids=vision_special_token_ids(inner_model(model).config, tokenizer),
+        pad_token_id=pad,
+        generator=generator,
+        synced=synced,
+        **settings.engine_kwargs(),
     )
-    completion_ids = out[:, inputs["input_ids"].shape[1] :]
-    texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-    return texts, completion_ids
+    texts = tokenizer.batch_decode(rollout.completion_ids, skip_special_tokens=True)
+    return Completions(texts, rollout.completion_ids, rollout.completion_lengths.tolist())

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from transformers import GenerationConfig
 from transformers.generation.logits_process import (
@@ -70,13 +71,13 @@ from lit_videor2.models.policy import inner_model, language_model
 from lit_videor2.models.vision import (
     continue_positions,
     encode_videos,
+    original_rope_index,
     repeat_videos,
     rope_positions,
     video_encoder_outputs,
     vision_special_token_ids,
     vision_tower_trainable,
 )
-from lit_videor2.modules.generation import stop_token_ids
 
 # ----------------------------------------------------------------------------------------------------------------
 # Containers
@@ -205,14 +206,18 @@ class Rollout:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def default_eos_token_ids(model: nn.Module, tokenizer: Any | None = None) -> list[int]:
-    """``<|im_end|>`` and the tokenizer's eos (if a tokenizer is given), plus the generation config's eos ids."""
-    ids: set[int] = set()
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
-    if tokenizer is not None:
-        ids.update(stop_token_ids(tokenizer))
-    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+#: Tokens that end a completion, where the tokenizer has them (Qwen chat models end a turn with ``<|im_end|>``;
+#: ``<|endoftext|>`` ends a document). The checkpoint's ``generation_config`` is not consulted.
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """The one list of stop ids (training, validation, ``test``, ``ask`` and tests): :data:`STOP_TOKENS` the
+    tokenizer knows, plus its eos token; sorted, de-duplicated."""
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor: its tokenizer
+    unk = getattr(tokenizer, "unk_token_id", None)
+    ids = {tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS} | {tokenizer.eos_token_id}
+    return sorted(i for i in ids if isinstance(i, int) and i >= 0 and i != unk)
 
 
 def build_logits_processors(
@@ -282,6 +287,7 @@ def decode_loop(
     eos_token_ids: Sequence[int],
     pad_token_id: int,
     generator: torch.Generator | None = None,
+    synced: bool = False,
 ) -> torch.Tensor:
     """Sample up to ``max_new_tokens`` tokens per row on a filled KV cache.
 
@@ -290,21 +296,25 @@ def decode_loop(
         cache: the KV cache of the prompts, already holding N rows; extended in place.
         attention_mask: ``[N, Lp]`` prompt mask.
         last_position: ``(3, N, 1)`` mRoPE position of the last prompt token.
+        synced: lockstep over the ``torch.distributed`` group (FSDP): stop only when *every* rank's rows are
+            finished (agreed by an all-reduce each step); a finished rank keeps stepping on pad tokens, so all ranks
+            run the same forwards (transformers' ``synced_gpus``). Ignored without an initialised process group.
 
     Returns:
-        ``[N, T]`` tokens, ``T <= max_new_tokens`` (stops early when every row has emitted an EOS); rows are
-        filled with ``pad_token_id`` after their EOS.
+        ``[N, T]`` tokens, ``T <= max_new_tokens`` (stops early when every row has emitted an EOS, on every rank
+        when ``synced``: then ``T`` is the same on all ranks); rows are filled with ``pad_token_id`` after their EOS.
     """
     n = logits.shape[0]
     eos = torch.as_tensor(list(eos_token_ids), device=logits.device)
     tokens = logits.new_empty((n, 0), dtype=torch.long)  # [N, t]
     finished = torch.zeros(n, dtype=torch.bool, device=logits.device)  # [N]
+    synced = synced and dist.is_available() and dist.is_initialized()
     for step in range(max_new_tokens):
         scores = processors(tokens, logits.float())  # [N, V]
         nxt = _next_token(scores, do_sample, generator).masked_fill(finished, pad_token_id)  # [N]
         tokens = torch.cat([tokens, nxt[:, None]], dim=1)
         finished |= torch.isin(nxt, eos)
-        if step + 1 == max_new_tokens or bool(finished.all()):
+        if step + 1 == max_new_tokens or _all_finished(finished, synced):
             break
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((n, 1))], dim=1)  # [N, Lp + t + 1]
         position = last_position + step + 1  # (3, N, 1)
@@ -315,8 +325,22 @@ def decode_loop(
     return tokens
 
 
+def _all_finished(finished: torch.Tensor, synced: bool) -> bool:
+    """Whether every row is finished; with ``synced``, on every rank of the default process group."""
+    if not synced:
+        return bool(finished.all())
+    pending = (~finished).sum().to(torch.float32).reshape(1)  # [1] rows still running on this rank
+    dist.all_reduce(pending, op=dist.ReduceOp.SUM)
+    return float(pending) == 0.0
+
+
 def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(3, B, Lp)`` positions and ``[B, 1]`` rope deltas of the prompts."""
+    """``(3, B, Lp)`` positions and ``[B, 1]`` rope deltas of the prompts (the original Qwen rule for Qwen2/2.5-VL)."""
+    if prompt.video_grid_thw.shape[0] != prompt.batch_size:
+        raise ValueError(
+            f"rollouts expect one video per prompt: {prompt.batch_size} prompts but "
+            f"{prompt.video_grid_thw.shape[0]} video grids."
+        )
     return rope_positions(
         model,
         prompt.input_ids,
@@ -338,6 +362,7 @@ def _generate_shared(
     eos_token_ids: Sequence[int],
     pad_token_id: int,
     generator: torch.Generator | None,
+    synced: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
     """Encode each video once, prefill each prompt once, expand the cache to G rows, decode.
 
@@ -367,27 +392,30 @@ def _generate_shared(
         eos_token_ids=eos_token_ids,
         pad_token_id=pad_token_id,
         generator=generator,
+        synced=synced,
     )
     return tokens, features, positions, deltas
 
 
 def _generate_per_completion(
-    model: nn.Module, prompt: PromptBatch, group_size: int, config: GenerationConfig
+    model: nn.Module, prompt: PromptBatch, group_size: int, config: GenerationConfig, *, synced: bool = False
 ) -> torch.Tensor:
     """The baseline: every prompt row repeated G times with its own video copy, plain ``model.generate``."""
     rows = prompt.repeat_interleave(group_size)
     kwargs: dict[str, Any] = (
         {"second_per_grid_ts": rows.second_per_grid_ts} if rows.second_per_grid_ts is not None else {}
     )
-    out = model.generate(
-        input_ids=rows.input_ids,
-        attention_mask=rows.attention_mask,
-        mm_token_type_ids=rows.mm_token_type_ids,
-        pixel_values_videos=rows.pixel_values_videos,
-        video_grid_thw=rows.video_grid_thw,
-        generation_config=config,
-        **kwargs,
-    )
+    with original_rope_index(model):  # generate computes its own positions: make them the original rule's
+        out = model.generate(
+            input_ids=rows.input_ids,
+            attention_mask=rows.attention_mask,
+            mm_token_type_ids=rows.mm_token_type_ids,
+            pixel_values_videos=rows.pixel_values_videos,
+            video_grid_thw=rows.video_grid_thw,
+            generation_config=config,
+            synced_gpus=synced and dist.is_available() and dist.is_initialized(),
+            **kwargs,
+        )
     return out[:, rows.length :]  # [N, T]
 
 
@@ -434,6 +462,7 @@ def generate_group(
     min_new_tokens: int = 0,
     share_prefix: bool = True,
     generator: torch.Generator | None = None,
+    synced: bool = False,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt of ``batch``.
 
@@ -442,8 +471,7 @@ def generate_group(
         batch: a :class:`PromptBatch` or a collated prompt batch (``mode='prompt'``).
         group_size: G, completions per prompt.
         max_new_tokens: token limit of a completion.
-        eos_token_ids: ids that end a completion (``<|im_end|>`` and the tokenizer eos; see
-            :func:`default_eos_token_ids`).
+        eos_token_ids: ids that end a completion (:func:`stop_token_ids`).
         temperature, top_k, top_p: sampling settings (``top_k=0`` and ``top_p=1.0`` disable those warpers).
         do_sample: False for greedy decoding (G copies of one completion).
         suppress_token_ids: ids never generated; ``None`` means every vision special token of the config
@@ -453,6 +481,9 @@ def generate_group(
         share_prefix: encode each video and prefill each prompt once per group (True), or repeat every prompt row
             G times with its own video and call ``model.generate`` (False, the baseline of other frameworks).
         generator: RNG of the sampling (``share_prefix=True`` only; ``generate`` uses the global RNG).
+        synced: keep every rank of the process group decoding in lockstep until all ranks are finished (needed
+            under FSDP, whose forwards are collectives; ``synced_gpus`` for ``generate``). Pass
+            ``trainer.world_size > 1``.
 
     Returns:
         A :class:`Rollout` with N = B·G completions, rows of one prompt adjacent.
@@ -462,7 +493,7 @@ def generate_group(
     if group_size < 1 or max_new_tokens < 1:
         raise ValueError(f"group_size ({group_size}) and max_new_tokens ({max_new_tokens}) must be >= 1.")
     if not eos_token_ids:
-        raise ValueError("eos_token_ids is empty: give <|im_end|> and the tokenizer eos (default_eos_token_ids).")
+        raise ValueError("eos_token_ids is empty: give <|im_end|> and the tokenizer eos (stop_token_ids).")
     suppress = vision_special_token_ids(model.config) if suppress_token_ids is None else list(suppress_token_ids)
     if pad_token_id is None:
         pad_token_id = getattr(model.generation_config, "pad_token_id", None)
@@ -486,6 +517,7 @@ def generate_group(
             eos_token_ids=eos_token_ids,
             pad_token_id=pad_token_id,
             generator=generator,
+            synced=synced,
         )
     else:
         config = _generation_config(
@@ -496,7 +528,7 @@ def generate_group(
             suppress_token_ids=suppress,
             pad_token_id=pad_token_id,
         )
-        tokens = _generate_per_completion(model, prompt, group_size, config)
+        tokens = _generate_per_completion(model, prompt, group_size, config, synced=synced)
         features = None
         positions, deltas = _prompt_positions(model, prompt)
     return _assemble(prompt, group_size, tokens, positions, deltas, features, eos_token_ids, pad_token_id)

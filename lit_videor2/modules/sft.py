@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lit_videor2.models.policy import explain_video_token_mismatch
+from lit_videor2.models.vision import batch_positions
 from lit_videor2.modules.base import PolicyModule
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,13 @@ class NonFiniteLossError(RuntimeError):
     """Training stopped on a NaN/inf loss (``on_nonfinite='stop'``); a checkpoint was written first."""
 
 
-def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    """Forward inputs of the full (prompt + target) sequences of an SFT batch."""
+def model_inputs(batch: dict[str, Any], model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Forward inputs of the full (prompt + target) sequences of an SFT batch.
+
+    With ``model``, explicit 3-D ``position_ids`` ``(3, B, L)`` are added
+    (:func:`~lit_videor2.models.vision.batch_positions`: the original Qwen rule for Qwen2/2.5-VL), so the model
+    never computes its own.
+    """
     keys = (
         "input_ids",
         "attention_mask",
@@ -30,18 +36,24 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
         "video_grid_thw",
         "second_per_grid_ts",
     )
-    return {k: batch[k] for k in keys if k in batch}
+    out = {k: batch[k] for k in keys if k in batch}
+    if model is not None:
+        positions = batch_positions(model, batch)
+        if positions is not None:
+            out["position_ids"] = positions
+    return out
 
 
 def assistant_token_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy over label tokens, and the number of label tokens.
 
-    Logits are computed only from the first target position on (``logits_to_keep``), not for the prompt.
+    Logits are computed only from the first target position on (``logits_to_keep``), not for the prompt; positions
+    are explicit (:func:`model_inputs` with the model).
     """
     labels = batch["labels"]  # [B, L]
     keep = labels.shape[1] - int(batch["prompt_lengths"].min()) + 1
     try:
-        out = model(**model_inputs(batch), logits_to_keep=keep, use_cache=False)
+        out = model(**model_inputs(batch, model), logits_to_keep=keep, use_cache=False)
     except ValueError as err:
         raise explain_video_token_mismatch(err) from err
     logits = out.logits[:, :-1]  # [B, keep-1, V] predicts positions L-keep+1 .. L-1

@@ -140,6 +140,21 @@ def test_processor_of_another_model_is_reported(tiny_models):
         check_processor_matches(model, other)
 
 
+def test_qwen2_vl_processor_with_qwen2_5_vl_model_is_refused(tiny_models):
+    """Same sizes and tokens, but Qwen2-VL's processor drops second_per_grid_ts: refused, naming the fitting class."""
+    from lit_videor2.models.hub import load_processor
+    from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy
+
+    processor = load_processor(str(tiny_models("qwen2_vl")))
+    assert type(processor).__name__ == "Qwen2VLProcessor"
+    model = load_policy(PolicySpec(path=str(tiny_models("qwen2_5_vl"))))
+    with pytest.raises(
+        ValueError, match="Qwen2VLProcessor, but qwen2_5_vl models need Qwen2_5_VLProcessor.*second_per"
+    ):
+        check_processor_matches(model, processor, processor_path="data.processor (x)")
+    check_processor_matches(load_policy(PolicySpec(path=str(tiny_models("qwen2_vl")))), processor)  # its own: fine
+
+
 def test_video_token_mismatch_error_says_what_to_fix():
     from lit_videor2.models.policy import explain_video_token_mismatch
 

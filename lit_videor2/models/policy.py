@@ -176,16 +176,37 @@ def shard_policy(
     return model
 
 
+def _processor_class_problem(model_type: str, processor: Any) -> str | None:
+    """Why ``processor``'s class is not the one transformers pairs with ``model_type`` (None when it is, or unknown).
+
+    Qwen2-VL's and Qwen2.5-VL's processors share every size and token, but only Qwen2.5-VL's returns
+    ``second_per_grid_ts`` (the seconds per temporal grid of each video): with the other, a Qwen2.5-VL model
+    silently loses absolute time in its positions.
+    """
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    expected = PROCESSOR_MAPPING_NAMES.get(model_type)
+    name = type(processor).__name__
+    if not isinstance(expected, str) or name == expected or not name.endswith("Processor"):
+        return None
+    why = " (it drops second_per_grid_ts, the video's absolute time)" if model_type == "qwen2_5_vl" else ""
+    return f"processor class {name}, but {model_type} models need {expected}{why}"
+
+
 def check_processor_matches(model: nn.Module, processor: Any, *, processor_path: str = "the processor") -> None:
     """Raise a ValueError naming the mismatch when ``processor`` does not belong to ``model``.
 
-    Checked: the video placeholder token id, the vision patch / merge / temporal patch sizes, and that every token
-    id the tokenizer can produce has an embedding row.
+    Checked: the processor class (the one transformers pairs with the model type: a Qwen2-VL processor with a
+    Qwen2.5-VL model would drop ``second_per_grid_ts``), the video placeholder token id, the vision patch / merge /
+    temporal patch sizes, and that every token id the tokenizer can produce has an embedding row.
     """
     config = inner_model(model).config
     vision = config.vision_config
     vp = getattr(processor, "video_processor", None)
     problems = []
+    wrong_class = _processor_class_problem(config.model_type, processor)
+    if wrong_class:
+        problems.append(wrong_class)
     video_id = getattr(processor, "video_token_id", None)
     if video_id is not None and video_id != getattr(config, "video_token_id", video_id):
         problems.append(f"video token id {video_id} (processor) vs {config.video_token_id} (model)")

@@ -127,7 +127,11 @@ def test_skipped_samples_counted_and_empty_batch(proc, samples):
     skipped = SkippedSample("x", "video file not found")
     batch = VideoCollator(proc, "sft")([samples[0], skipped])
     assert batch["num_skipped"] == 1 and batch["batch_size"] == 1 and batch["input_ids"].shape[0] == 1
-    assert VideoCollator(proc, "sft")([skipped]) == {"num_skipped": 1, "batch_size": 0}
+    assert VideoCollator(proc, "sft")([skipped]) == {
+        "num_skipped": 1,
+        "skipped": [{"id": "x", "benchmark": None, "reason": "video file not found"}],
+        "batch_size": 0,
+    }
 
 
 def test_qwen2_vl_has_no_second_per_grid_ts(processors, synth_dir):  # noqa: F811

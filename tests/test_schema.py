@@ -96,7 +96,7 @@ def test_load_records_json_and_jsonl(tmp_path, jsonl):
 def test_missing_field_named(tmp_path):
     bad = {k: v for k, v in VIDEO_R1.items() if k != "path"}
     p = _write(tmp_path, "a.json", [VIDEO_R2, bad])
-    with pytest.raises(RecordError, match=rf"{p}\[1\]: missing required field 'path'"):
+    with pytest.raises(RecordError, match=rf"{p}\[1\] \(id 'q1'\): missing required field 'path'"):
         load_records(p)
 
 
@@ -126,7 +126,7 @@ def test_json_file_must_hold_a_list(tmp_path):
 )
 def test_image_only_record_rejected(tmp_path, raw):
     p = _write(tmp_path, "a.json", [raw])
-    with pytest.raises(RecordError, match=rf"{p}\[0\]: image-only record"):
+    with pytest.raises(RecordError, match=rf"{p}\[0\].*: image-only record"):
         load_records(p)
 
 
@@ -167,5 +167,5 @@ def test_on_error_skip_counts_every_bad_record(tmp_path, caplog):
         report = load_records(p, on_error="skip")
     assert [r.id for r in report.records] == ["q1", "q4"]
     assert len(report.skipped) == 4
-    assert [s.split(": ")[0] for s in report.skipped] == [f"{p}:2", f"{p}:3", f"{p}:4", f"{p}:5"]
+    assert [s.split(": ")[0] for s in report.skipped] == [f"{p}:2", f"{p}:3 (id 'q2')", f"{p}:4", f"{p}:5 (id 'q3')"]
     assert "skipped 4 bad record(s)" in caplog.text

@@ -145,20 +145,39 @@ class VideoCollator:
             item["target_ids"] = target["input_ids"][0]
         return item
 
+    def _process_checked(self, sample: VideoSample) -> dict[str, Any]:
+        """:meth:`_process`, with any failure (chat template, processor, tokenizer) made the record's error."""
+        try:
+            return self._process(sample)
+        except RecordError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad record must not take the batch down with on_error='skip'
+            rec = sample.record
+            raise RecordError(
+                f"record {rec.id!r} ({rec.source}), video {rec.video!r}: the processor failed ({type(e).__name__}: {e})"
+            ) from e
+
     def __call__(self, samples: list[VideoSample | SkippedSample]) -> dict[str, Any]:
-        items, good, skipped = [], [], sum(isinstance(s, SkippedSample) for s in samples)
+        items, good = [], []
+        skipped = [
+            {"id": s.record_id, "benchmark": s.benchmark, "reason": s.reason}
+            for s in samples
+            if isinstance(s, SkippedSample)
+        ]
         for s in samples:
             if isinstance(s, SkippedSample):
                 continue
             try:
-                items.append(self._process(s))
+                items.append(self._process_checked(s))
                 good.append(s)
             except RecordError as e:
                 if self.on_error == "raise":
                     raise
                 log.warning("skipping %s", e)
-                skipped += 1
-        batch: dict[str, Any] = {"num_skipped": skipped, "batch_size": len(items)}
+                bench = s.record.extra.get("benchmark")
+                skipped.append({"id": s.record.id, "benchmark": bench, "reason": str(e)})
+        # num_skipped counts them; skipped says which and why (evaluation writes it into the results tables).
+        batch: dict[str, Any] = {"num_skipped": len(skipped), "skipped": skipped, "batch_size": len(items)}
         if not items:
             return batch
         prompt_ids = [it["input_ids"][0] for it in items]

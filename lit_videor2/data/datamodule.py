@@ -19,7 +19,7 @@ from lit_videor2.data.frames import FrameLoader, Overlay
 from lit_videor2.data.records import REASONING_INSTRUCTION
 from lit_videor2.data.sampler import ResumableSampler
 from lit_videor2.data.sampling import FrameSampling
-from lit_videor2.data.schema import OnError, load_records
+from lit_videor2.data.schema import OnError, RecordError, load_records
 from lit_videor2.models.hub import load_processor
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,8 @@ class VideoDataModule(L.LightningDataModule):
         self.test_datasets: list[VideoDataset] | None = None
         self.datasets: dict[Split, VideoDataset] = {}
         self.skipped_records: dict[Split, int] = {}
+        self.skipped_details: dict[str, list[str]] = {}
+        """Test benchmark (or ``"test"``) -> reasons of the records skipped while reading its file."""
         self._train_sampler: ResumableSampler | None = None
         self._resume: dict[str, int] | None = None
         self._seen = {"epoch": 0, "batches": 0}
@@ -180,8 +182,11 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"VideoDataModule: no {split}_file configured")
         report = load_records(file, self.on_error)
         self.skipped_records[split] = len(report.skipped)
+        if split == "test":
+            self.skipped_details["test"] = list(report.skipped)
         if not report.records:
-            raise ValueError(f"{file}: no usable records ({len(report.skipped)} skipped)")
+            first = f"; first: {report.skipped[0]}" if report.skipped else ""
+            raise RecordError(f"{file}: no usable records ({len(report.skipped)} skipped{first})")
         root = self.video_root or str(Path(file).parent)
         return VideoDataset(report.records, root, self.frame_loader, self.on_error)
 
@@ -203,8 +208,12 @@ class VideoDataModule(L.LightningDataModule):
     def build_benchmark_dataset(self, benchmark: Benchmark) -> VideoDataset:
         """Records of one benchmark, tagged with ``benchmark``/``group``, minus those the module has finished."""
         report = load_records(benchmark.file, self.on_error)
+        self.skipped_details[benchmark.name] = list(report.skipped)
         if not report.records:
-            raise ValueError(f"benchmark {benchmark.name!r}: {benchmark.file}: no usable records")
+            first = f"; first: {report.skipped[0]}" if report.skipped else ""
+            raise RecordError(
+                f"benchmark {benchmark.name!r}: {benchmark.file}: no usable records ({len(report.skipped)} skipped{first})"
+            )
         module = getattr(getattr(self, "trainer", None), "lightning_module", None)
         finished = getattr(module, "finished_test_ids", None)
         done = finished(benchmark.name) if finished is not None else set()

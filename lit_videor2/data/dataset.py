@@ -13,6 +13,7 @@ from lit_videor2.data.decoding import VideoDecodeError
 from lit_videor2.data.frames import FrameLoader, Frames
 from lit_videor2.data.records import VideoRecord
 from lit_videor2.data.schema import OnError
+from lit_videor2.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,13 @@ class SkippedSample:
 
     record_id: str
     reason: str
+    benchmark: str | None = None
+    """The record's benchmark (``extra['benchmark']``), so evaluation counts skips per benchmark."""
+
+
+def _benchmark(record: VideoRecord) -> str | None:
+    value = record.extra.get("benchmark")
+    return None if value is None else str(value)
 
 
 class VideoDataset(Dataset):
@@ -58,15 +66,21 @@ class VideoDataset(Dataset):
         return str(p) if p.is_file() else None
 
     def __getitem__(self, index: int) -> VideoSample | SkippedSample:
+        """Decode, size and overlay the record's frames. Any failure (decode, frame size, resize, overlay) is this
+        record's error naming the record and its file: raised, or counted as a :class:`SkippedSample`."""
         record = self.records[index]
         try:
             frames = self.frame_loader(self.video_path(record), self.srt_path(record))
-        except VideoDecodeError as e:
-            msg = f"record {record.id!r} ({record.source}): {e}"
+        except Exception as e:  # noqa: BLE001 - one bad video must not take the run down with on_error='skip'
+            detail = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+            video = "" if record.video in detail else f", video {record.video!r}"
+            msg = f"record {record.id!r} ({record.source}){video}: {detail}"
             if self.on_error == "raise":
-                raise VideoDecodeError(msg) from None
+                if isinstance(e, UserError):
+                    raise type(e)(msg) from None
+                raise VideoDecodeError(msg) from e
             log.warning("skipping %s", msg)
-            return SkippedSample(record.id, msg)
+            return SkippedSample(record.id, msg, _benchmark(record))
         return VideoSample(record, frames)
 
 

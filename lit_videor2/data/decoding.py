@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_videor2.errors import UserError
+
 log = logging.getLogger(__name__)
 
 IndexFn = Callable[[int, float], list[int]]
 """``(total_frames, native_fps) -> frame indices to decode``."""
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(UserError, RuntimeError):
     """A video could not be decoded; the message names the file and the backend(s) tried."""
 
 

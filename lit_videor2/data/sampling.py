@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from lit_videor2.errors import UserError
+
 
 @dataclass(frozen=True)
 class FrameSampling:
@@ -78,14 +80,44 @@ def frame_times(indices: list[int], native_fps: float) -> list[float]:
     return [i / native_fps for i in indices]
 
 
+#: Largest long-side / short-side ratio the Qwen processors accept (their ``smart_resize`` raises above it).
+MAX_ASPECT_RATIO = 200
+
+
+class FrameSizeError(UserError, ValueError):
+    """A video whose frame shape cannot be sized for the vision encoder (aspect ratio, pixel bounds)."""
+
+
 def resized_hw(height: int, width: int, sampling: FrameSampling, factor: int = 28) -> tuple[int, int]:
     """Target ``(height, width)``: multiples of ``factor`` with pixel count in ``[min_pixels, max_pixels]``.
 
-    The same rule as the Qwen processors' ``smart_resize`` (so the processor leaves our frames as they are).
+    The Qwen processors' ``smart_resize`` rule, with one fix: ``smart_resize`` keeps each side at least ``factor``,
+    so a very tall or wide frame (16×2000 against ``max_pixels`` 3,136 gives 28×616 = 17,248 px) overshoots
+    ``max_pixels``; the long side is then cut to the largest multiple of ``factor`` that fits. The collator pins the
+    processor to this size, so the processor keeps it. Raises :class:`FrameSizeError` for an aspect ratio over
+    :data:`MAX_ASPECT_RATIO` (the processors reject it) or bounds no multiple of ``factor`` can meet.
     """
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-    return smart_resize(height, width, factor=factor, min_pixels=sampling.min_pixels, max_pixels=sampling.max_pixels)
+    if height <= 0 or width <= 0:
+        raise FrameSizeError(f"frame size {width}x{height} (width x height) is empty")
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise FrameSizeError(
+            f"frame size {width}x{height} (width x height) has aspect ratio "
+            f"{max(height, width) / min(height, width):.1f}:1; the Qwen-VL processors take at most "
+            f"{MAX_ASPECT_RATIO}:1 (crop or pad the video)"
+        )
+    h, w = smart_resize(height, width, factor=factor, min_pixels=sampling.min_pixels, max_pixels=sampling.max_pixels)
+    if h * w > sampling.max_pixels:
+        short, long = min(h, w), max(h, w)
+        long = (sampling.max_pixels // short) // factor * factor
+        if long < factor or short * long < sampling.min_pixels:
+            raise FrameSizeError(
+                f"frame size {width}x{height} (width x height): no multiple of {factor} per side gives "
+                f"{sampling.min_pixels}..{sampling.max_pixels} pixels (raise FrameSampling.max_pixels)"
+            )
+        h, w = (short, long) if height <= width else (long, short)
+    return h, w
 
 
 def format_hms(seconds: float) -> str:

@@ -16,6 +16,12 @@ Video-R1::
 
 Image-only records (``data_type: image`` or an ``image`` field without a video) are rejected with a
 message naming the record: this project trains and evaluates on video.
+
+Every bad record raises :class:`RecordError` naming the file, the line (JSONL) or index (JSON) and the record id
+when it has one; ``on_error='skip'`` counts and logs it instead. Checked: the JSON itself, UTF-8 (a record
+holding bytes that are not UTF-8 is that record's error, not the whole file's), field types (``options`` must be
+a list, never a string split into characters or a number; the question, ``process``, ``solution`` and video path
+must be strings), and an empty question.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lit_videor2.data.records import PROBLEM_TYPES, VideoRecord
+from lit_videor2.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +55,12 @@ _PROBLEM_TYPE_ALIASES = {t.lower(): t for t in PROBLEM_TYPES} | {
 }
 
 
-class RecordError(ValueError):
-    """A bad annotation record; the message names the file and line or record index."""
+class RecordError(UserError, ValueError):
+    """A bad annotation record; the message names the file and line or record index, and the record id."""
+
+
+class AnnotationFileNotFoundError(UserError, FileNotFoundError):
+    """An annotation file that does not exist."""
 
 
 @dataclass
@@ -86,6 +97,61 @@ def _require(raw: dict, key: str, where: str) -> Any:
     return raw[key]
 
 
+def _text(value: Any, key: str, where: str, *, allow_number: bool = False) -> str:
+    """A field that must hold text (numbers too when ``allow_number``); anything else is the record's error."""
+    if isinstance(value, str):
+        return value
+    if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise RecordError(f"{where}: field {key!r} must be a string, got {type(value).__name__} {_short(value)}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _options(value: Any, where: str) -> list[str] | None:
+    """The ``options`` field as a list of strings; None when absent. A string or a number is an error."""
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list):
+        hint = " (a string is never split into characters: write a JSON list)" if isinstance(value, str) else ""
+        raise RecordError(
+            f'{where}: field \'options\' must be a list of option strings such as ["A. red", "B. blue"], got '
+            f"{type(value).__name__} {_short(value)}{hint}"
+        )
+    return [_text(o, f"options[{i}]", where, allow_number=True) for i, o in enumerate(value)]
+
+
+def _question(text: str, key: str, where: str) -> str:
+    if not text.strip():
+        raise RecordError(f"{where}: empty question in {key!r}")
+    return text
+
+
+def _has_bad_bytes(value: Any) -> str | None:
+    """Path of the first string holding bytes that were not UTF-8 (decoded as lone surrogates), or None."""
+    if isinstance(value, str):
+        return "" if any("\udc80" <= ch <= "\udcff" for ch in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        if isinstance(k, str) and _has_bad_bytes(k) is not None:
+            return f"[{k.encode('utf-8', 'surrogateescape')!r}]"
+        inner = _has_bad_bytes(v)
+        if inner is not None:
+            return f"[{k!r}]{inner}" if isinstance(k, str) else f"[{k}]{inner}"
+    return None
+
+
+def _record_id(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        for key in ("id", "problem_id"):
+            if isinstance(raw.get(key), (str, int)) and not isinstance(raw.get(key), bool):
+                return raw[key]
+    return None
+
+
 def _reject_image(raw: dict, where: str) -> None:
     if str(raw.get("data_type", "video")).lower() == "image" or (
         "image" in raw and not (raw.get("video") or raw.get("path"))
@@ -98,27 +164,28 @@ def _from_video_r2(raw: dict, where: str, default_id: str) -> VideoRecord:
     convs = _require(raw, "conversations", where)
     if not isinstance(convs, list) or not all(isinstance(c, dict) and "value" in c for c in convs):
         raise RecordError(f"{where}: 'conversations' must be a list of {{'from', 'value'}} turns")
+    for i, c in enumerate(convs):
+        _text(c["value"], f"conversations[{i}].value", where)
     human = [c["value"] for c in convs if c.get("from") in ("human", "user")]
     gpt = [c["value"] for c in convs if c.get("from") in ("gpt", "assistant")]
     if not human:
         raise RecordError(f"{where}: 'conversations' has no human turn")
-    question = re.sub(r"<video>\s*", "", human[0]).strip()
+    question = _question(re.sub(r"<video>\s*", "", human[0]).strip(), "conversations[0].value", where)
     solution = gpt[0].strip() if gpt else None
     answer = raw.get("answer")
     if answer is None:
         if solution is None:
             raise RecordError(f"{where}: no answer: neither an 'answer' field nor a gpt turn with <answer>")
         answer = bare_answer(solution)
-    tg = raw.get("temporal_grounding") or {}
-    if not isinstance(tg, dict):
-        raise RecordError(f"{where}: 'temporal_grounding' must be an object of timestamp -> claim")
-    options = raw.get("options") or options_from_question(question)
+    answer = _text(answer, "answer", where, allow_number=True)
+    tg = _grounding(raw, where)
+    options = _options(raw.get("options"), where) or options_from_question(question)
     known = {"id", "video", "conversations", "temporal_grounding", "problem_type", "options", "answer"}
     return VideoRecord(
         id=str(raw.get("id", default_id)),
-        video=str(video),
+        video=_text(video, "video", where),
         question=question,
-        answer=bare_answer(str(answer)),
+        answer=bare_answer(answer),
         problem_type=normalise_problem_type(raw.get("problem_type"), where),
         options=[str(o) for o in options],
         solution=solution,
@@ -128,15 +195,26 @@ def _from_video_r2(raw: dict, where: str, default_id: str) -> VideoRecord:
     )
 
 
+def _grounding(raw: dict, where: str) -> dict:
+    tg = raw.get("temporal_grounding") or {}
+    if not isinstance(tg, dict):
+        raise RecordError(
+            f"{where}: 'temporal_grounding' must be an object of timestamp -> claim, got {type(tg).__name__}"
+        )
+    return tg
+
+
 def _from_video_r1(raw: dict, where: str, default_id: str) -> VideoRecord:
-    problem = str(_require(raw, "problem", where)).strip()
-    solution = str(_require(raw, "solution", where))
-    video = _require(raw, "path", where)
-    options = [str(o) for o in (raw.get("options") or [])]
+    problem = _question(_text(_require(raw, "problem", where), "problem", where).strip(), "problem", where)
+    solution = _text(_require(raw, "solution", where), "solution", where, allow_number=True)
+    video = _text(_require(raw, "path", where), "path", where)
+    options = _options(raw.get("options"), where) or []
     question = problem if not options else problem + "\nOptions:\n" + "\n".join(options)
     process = raw.get("process")
+    if process is not None:
+        process = _text(process, "process", where)
     sft_target = f"{process.strip()}\n{solution.strip()}" if process else None
-    tg = raw.get("temporal_grounding") or {}
+    tg = _grounding(raw, where)
     known = {
         "problem_id",
         "problem",
@@ -156,7 +234,7 @@ def _from_video_r1(raw: dict, where: str, default_id: str) -> VideoRecord:
         problem_type=normalise_problem_type(raw.get("problem_type"), where),
         options=options,
         solution=sft_target,
-        temporal_grounding={str(k): v for k, v in tg.items()} if isinstance(tg, dict) else {},
+        temporal_grounding={str(k): v for k, v in tg.items()},
         source=where,
         extra={k: v for k, v in raw.items() if k not in known},
     )
@@ -166,11 +244,17 @@ def parse_record(raw: Any, where: str, default_id: str) -> VideoRecord:
     """Normalise one raw record of either schema; raise :class:`RecordError` naming ``where``."""
     if not isinstance(raw, dict):
         raise RecordError(f"{where}: a record must be a JSON object, got {type(raw).__name__}")
+    source, rid = where, _record_id(raw)
+    if rid is not None:
+        where = f"{where} (id {rid!r})"  # errors name the record id; the record's source stays file:line
+    bad = _has_bad_bytes(raw)
+    if bad is not None:
+        raise RecordError(f"{where}: field {bad or '(key)'} holds bytes that are not UTF-8; re-save the file as UTF-8")
     _reject_image(raw, where)
-    if "conversations" in raw:
-        return _from_video_r2(raw, where, default_id)
-    if "problem" in raw:
-        return _from_video_r1(raw, where, default_id)
+    if "conversations" in raw or "problem" in raw:
+        record = (_from_video_r2 if "conversations" in raw else _from_video_r1)(raw, where, default_id)
+        record.source = source
+        return record
     raise RecordError(
         f"{where}: unknown schema: expected Video-R2 ('video', 'conversations') or Video-R1 ('problem', 'solution', "
         f"'path') fields, got {sorted(raw)}"
@@ -178,8 +262,12 @@ def parse_record(raw: Any, where: str, default_id: str) -> VideoRecord:
 
 
 def _iter_raw(path: Path) -> Iterator[tuple[str, Any]]:
-    """Yield ``(location, raw record or exception)`` for every record in a JSON or JSONL file."""
-    text = path.read_text(encoding="utf-8")
+    """Yield ``(location, raw record or exception)`` for every record in a JSON or JSONL file.
+
+    Bytes that are not UTF-8 are decoded as lone surrogates (``surrogateescape``) so that only the records that
+    hold them fail (:func:`parse_record` names the field), not the whole file.
+    """
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     stripped = text.lstrip()
     if path.suffix == ".jsonl" or (stripped and not stripped.startswith("[")):
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -210,14 +298,21 @@ def load_records(path: str | Path, on_error: OnError = "raise") -> LoadReport:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise AnnotationFileNotFoundError(f"annotation file not found: {path}")
     report = LoadReport()
     seen: dict[str, str] = {}
     for i, (where, raw) in enumerate(_iter_raw(path)):
         try:
             if isinstance(raw, Exception):
                 raise raw
-            rec = parse_record(raw, where, default_id=f"{path.stem}:{i}")
+            try:
+                rec = parse_record(raw, where, default_id=f"{path.stem}:{i}")
+            except RecordError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any surprise in one record is that record's error
+                rid = _record_id(raw)
+                at = f"{where} (id {rid!r})" if rid is not None else where
+                raise RecordError(f"{at}: cannot read record ({type(e).__name__}: {e})") from e
             if rec.id in seen:
                 raise RecordError(f"{where}: duplicate id {rec.id!r} (first at {seen[rec.id]})")
             seen[rec.id] = where

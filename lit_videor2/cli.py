@@ -39,6 +39,7 @@ PROJECT_COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("lit_videor2.ask:main", "answer a question about one video; print reasoning, answer and cited timestamps"),
     "judge": ("lit_videor2.evaluation.commands:judge_main", "recompute judgments (TAC, VAS, …) of a predictions file"),
     "report": ("lit_videor2.report:main", "Markdown table and PNG charts from predictions files (--compare paper)"),
+    "view": ("lit_videor2.view.cli:main", "static page: reasoning beside the frames (predictions, GRPO completions)"),
 }
 LIGHTNING_COMMANDS = {
     "fit": "train (SFT or GRPO, chosen by the config's model class)",

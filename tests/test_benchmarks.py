@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lit_videor2.benchmarks import ADAPTERS, BenchmarkFormatError, convert, write_records
+from lit_videor2.benchmarks import ADAPTERS, BenchmarkFormatError, Skips, convert, write_records
+from lit_videor2.benchmarks.adapters import segment_name
 from lit_videor2.benchmarks.common import letter_for_answer, split_question_options
 from lit_videor2.cli import main as cli_main
 from lit_videor2.data.schema import load_records
@@ -103,6 +104,53 @@ CASES = [
         "longvideobench",
         "longvideobench/lvb_val.json",
         {"longvideobench/abcDEF123_0": ("multiple choice", "C", "videos/abcDEF123.mp4", 4)},
+    ),
+    (
+        "videomathqa",
+        "videomathqa",  # the download folder: only the MCQ file is read
+        {
+            "videomathqa/7": ("multiple choice", "C", "videos/vmqa_0007.mp4", 5),
+            "videomathqa/31": ("multiple choice", "A", "videos/vmqa_0031.mp4", 5),
+        },
+    ),
+    (
+        "videomathqa",
+        "videomathqa/videomathqa_mbin_test.json",  # multi-binary: one record per pair
+        {
+            "videomathqa/7-0": ("multiple choice", "A", "videos/vmqa_0007.mp4", 2),
+            "videomathqa/7-1": ("multiple choice", "B", "videos/vmqa_0007.mp4", 2),
+        },
+    ),
+    (
+        "minerva",
+        "minerva/minerva.json",
+        {
+            "minerva/dQw4w9WgXcQ_q1": ("multiple choice", "C", "dQw4w9WgXcQ.mp4", 5),
+            "minerva/abcdefghijk_q3": ("multiple choice", "A", "abcdefghijk.mp4", 5),
+        },
+    ),
+    (
+        "scivideobench",
+        "scivideobench/scivideobench_1k.jsonl",
+        {"scivideobench/58827/1": ("multiple choice", "D", "jove_58827.mp4", 4)},
+    ),
+    (
+        "videommmu",
+        "videommmu_official/videommmu.json",  # {"Perception": {"0": {...}}}
+        {
+            "videommmu/validation_Accounting_1": ("multiple choice", "C", "Business/validation_Accounting_1.mp4", 4),
+            "videommmu/validation_Chemistry_4": ("multiple choice", "B", "Science/validation_Chemistry_4.mp4", 4),
+            "videommmu/test_Physics_9": ("numerical", "19.6", "Science/test_Physics_9.mp4", 0),
+        },
+    ),
+    (
+        "mvbench",
+        "mvbench_video",  # the `video` revision is chosen explicitly in test_mvbench_video_revision
+        {
+            "mvbench/action_sequence/0": ("multiple choice", "A", "video/star/Charades_v1_480/USNP1.mp4", 4),
+            "mvbench/action_sequence/1": ("multiple choice", "B", "video/star/Charades_v1_480/ZC9K6.mp4", 3),
+            "mvbench/action_count/0": ("multiple choice", "A", "video/perception/videos/video_10109.mp4", 3),
+        },
     ),
 ]
 
@@ -266,3 +314,135 @@ def test_cli_convert_benchmark(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "wrote 3 mmvu records" in printed and "free-form: 1, multiple choice: 1, numerical: 1" in printed
     assert [r.id for r in load_records(out).records] == ["mmvu/validation_0", "mmvu/validation_1", "mmvu/validation_2"]
+
+
+# ------------------------------------------------------------------------------ layouts as published
+
+
+def test_mlvu_official_folder_skips_generation_tasks_and_counts_bad_rows(tmp_path):
+    """MLVU's json/ folder: sub-scene and summary files are skipped with a note; rows whose answer matches no
+    candidate, several, or is empty are dropped and counted (not the whole file)."""
+    skips = Skips()
+    recs = convert("mlvu", DATA / "mlvu_official", skips=skips)
+    assert [r["id"] for r in recs] == ["mlvu/4_count/0"]
+    assert recs[0]["answer"] == "B"
+    messages = skips.messages()
+    assert any("8_sub_scene.json: generation task" in m for m in messages)
+    assert any("9_summary.json: generation task" in m for m in messages)
+    assert any(
+        m.startswith("dropped 1 row(s): answer matches no option (first: ") and "4_count.json[1]" in m for m in messages
+    )
+    assert any(m.startswith("dropped 1 row(s): answer matches several options") for m in messages)
+    assert any(m.startswith("dropped 1 row(s): empty answer") and "4_count.json[3]" in m for m in messages)
+    with pytest.raises(BenchmarkFormatError, match=r"4_count\.json\[1\]: answer 'six' is neither"):
+        convert("mlvu", DATA / "mlvu_official", skips=Skips(strict=True))
+
+
+def test_empty_answer_is_reported_as_empty(tmp_path):
+    bad = tmp_path / "bench.json"
+    bad.write_text(json.dumps([{"video": "v.mp4", "question": "q?", "candidates": ["a", "b"], "answer": ""}]))
+    with pytest.raises(BenchmarkFormatError, match=r"bench\.json\[0\]: answer is empty"):
+        convert("mvbench", bad)
+    bad.write_text(json.dumps([{"video": "v.mp4", "question": "q?", "candidates": ["a", "b"]}]))
+    with pytest.raises(BenchmarkFormatError, match=r"bench\.json\[0\]: missing field 'answer'"):
+        convert("mvbench", bad)
+
+
+def test_videommmu_nested_track_comes_from_the_split():
+    recs = {r["id"]: r for r in convert("videommmu", DATA / "videommmu_official/videommmu.json")}
+    assert recs["videommmu/validation_Accounting_1"]["track"] == "Perception"
+    assert recs["videommmu/test_Physics_9"]["track"] == "Adaptation"
+
+
+def _lvb_parquet(rows: list[dict], path: Path) -> None:
+    """The Hugging Face parquet layout: option0…option4 padded with "N/A" instead of a candidates list."""
+    import pandas as pd
+
+    flat = []
+    for row in rows:
+        row = dict(row)
+        cands = row.pop("candidates")
+        flat.append(row | {f"option{i}": (cands[i] if i < len(cands) else "N/A") for i in range(5)})
+    pd.DataFrame(flat).to_parquet(path)
+
+
+def test_longvideobench_parquet_layout(tmp_path):
+    rows = json.loads((DATA / "longvideobench_download/lvb_val.json").read_text())
+    _lvb_parquet(rows, tmp_path / "validation-00000-of-00001.parquet")
+    from_parquet = convert("longvideobench", tmp_path / "validation-00000-of-00001.parquet")
+    from_json = convert("longvideobench", DATA / "longvideobench_download/lvb_val.json")
+    assert [r["options"] for r in from_parquet] == [["A. a pen", "B. a cup", "C. a phone", "D. a book"]]
+    for a, b in zip(from_parquet, from_json):
+        assert {k: a[k] for k in ("id", "video", "answer", "options")} == {
+            k: b[k] for k in ("id", "video", "answer", "options")
+        }
+
+
+def test_longvideobench_download_folder_leaves_out_the_test_files(tmp_path):
+    folder = tmp_path / "LongVideoBench"
+    shutil.copytree(DATA / "longvideobench_download", folder)
+    _lvb_parquet(json.loads((folder / "lvb_val.json").read_text()), folder / "validation-00000-of-00001.parquet")
+    test_rows = json.loads((folder / "lvb_test_wo_gt.json").read_text())
+    _lvb_parquet(test_rows, folder / "test-00000-of-00001.parquet")
+    skips = Skips()
+    recs = convert("longvideobench", folder, skips=skips)
+    assert [r["id"] for r in recs] == ["longvideobench/abcDEF123_0"]  # once, and no test row
+    notes = "\n".join(skips.messages())
+    assert "lvb_test_wo_gt.json: test split without answers" in notes
+    assert "test-00000-of-00001.parquet: test split without answers" in notes
+    assert "validation-00000-of-00001.parquet: same validation rows" in notes
+    (folder / "lvb_val.json").unlink()  # the parquet alone is read
+    assert [r["id"] for r in convert("longvideobench", folder)] == ["longvideobench/abcDEF123_0"]
+
+
+def test_mvbench_video_revision(tmp_path):
+    """The `video` revision: STAR clips are cut files <id>_<start>_<end>.mp4 under star/Charades_segment/."""
+    recs = {r["id"]: r for r in convert("mvbench", DATA / "mvbench_video", revision="video")}
+    first = recs["mvbench/action_sequence/0"]
+    assert first["video"] == "video/star/Charades_segment/USNP1_1.2999999999999998_15.4.mp4"
+    assert first["source_video"] == "USNP1.mp4" and first["revision"] == "video"
+    assert recs["mvbench/action_sequence/1"]["video"] == "video/star/Charades_segment/ZC9K6_3.0_11.7.mp4"
+    assert recs["mvbench/action_count/0"]["video"] == "video/perception/videos/video_10109.mp4"
+    # with the videos at hand the revision is detected, and a cut file written with other digits is found
+    root = tmp_path / "MVBench"
+    seg = root / "video" / "star" / "Charades_segment"
+    seg.mkdir(parents=True)
+    (seg / "USNP1_1.3_15.4.mp4").write_bytes(b"x")
+    (seg / "ZC9K6_3.0_11.7.mp4").write_bytes(b"x")
+    (root / "video" / "perception" / "videos").mkdir(parents=True)
+    (root / "video" / "perception" / "videos" / "video_10109.mp4").write_bytes(b"x")
+    found = {r["id"]: r["video"] for r in convert("mvbench", DATA / "mvbench_video", video_root=root)}
+    assert found["mvbench/action_sequence/0"] == "video/star/Charades_segment/USNP1_1.3_15.4.mp4"
+    assert segment_name("USNP1_1.3_15.4.mp4", 9, 9) == "USNP1_1.3_15.4.mp4"  # already a segment
+
+
+def test_cli_format_error_is_one_line_and_notes_are_counted(tmp_path, capsys):
+    from lit_videor2.cli import run
+
+    out = tmp_path / "mlvu.json"
+    cli_main(["convert-benchmark", "--name", "mlvu", "--src", str(DATA / "mlvu_official"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert "wrote 1 mlvu records" in captured.out
+    notes = [ln for ln in captured.err.splitlines() if ln.startswith("convert-benchmark: note: ")]
+    assert len(notes) == 5, captured.err
+    with pytest.raises(SystemExit) as exc:
+        run(
+            ["convert-benchmark", "--name", "mlvu", "--src", str(DATA / "mlvu_official"), "--out", str(out), "--strict"]
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0] and "4_count.json[1]: answer 'six'" in err[0]
+    with pytest.raises(BenchmarkFormatError, match="options \\['revision'\\] do not apply"):
+        cli_main(
+            [
+                "convert-benchmark",
+                "--name",
+                "mlvu",
+                "--src",
+                str(DATA / "mlvu"),
+                "--out",
+                str(out),
+                "--revision",
+                "video",
+            ]
+        )

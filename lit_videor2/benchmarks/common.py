@@ -123,10 +123,58 @@ def files_in(src: str | Path, patterns: Sequence[str]) -> list[Path]:
     return found
 
 
-def require(row: dict[str, Any], key: str, where: str) -> Any:
-    if key not in row or row[key] is None or row[key] == "":
+def require(row: dict[str, Any], key: str, where: str, *, allow_empty: bool = False) -> Any:
+    """``row[key]``; a missing key or a null value is an error naming the row and the fields present.
+
+    An empty string is reported as *empty* (not missing), and is returned when ``allow_empty``.
+    """
+    if key not in row or row[key] is None:
         raise BenchmarkFormatError(f"{where}: missing field {key!r} (fields present: {sorted(row)})")
+    if isinstance(row[key], str) and not row[key].strip() and not allow_empty:
+        raise BenchmarkFormatError(f"{where}: field {key!r} is empty")
     return row[key]
+
+
+class Skips:
+    """Rows and files a converter left out, with the reason; printed as counted warnings.
+
+    ``strict=True`` turns a row-level problem into an error instead (:meth:`row`).
+    """
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self.rows: list[tuple[str, str]] = []  # (location, reason)
+        self.notes: list[str] = []  # files or layouts left out on purpose
+
+    def row(self, error: BenchmarkFormatError) -> None:
+        """Record a dropped row (``strict``: re-raise the error)."""
+        if self.strict:
+            raise error
+        where, _, reason = str(error).partition(": ")
+        self.rows.append((where, reason or str(error)))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def messages(self) -> list[str]:
+        """One line per note, and per reason with its count and first location."""
+        out = list(self.notes)
+        groups: dict[str, list[str]] = {}
+        for where, reason in self.rows:
+            groups.setdefault(_reason_kind(reason), []).append(f"{where}: {reason}")
+        for kind, items in groups.items():
+            out.append(f"dropped {len(items)} row(s): {kind} (first: {items[0]}); --strict makes this an error")
+        return out
+
+
+def _reason_kind(reason: str) -> str:
+    if "matches several options" in reason:
+        return "answer matches several options"
+    if "is empty" in reason:
+        return "empty answer"
+    if "is neither an option letter" in reason:
+        return "answer matches no option"
+    return reason
 
 
 # ------------------------------------------------------------------------------------------ options
@@ -185,6 +233,8 @@ def letter_for_answer(answer: Any, options: Sequence[str], where: str) -> str:
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
         raise BenchmarkFormatError(f"{where}: answer {answer!r} ({type(answer).__name__}) is not an option")
     text = str(answer).strip()
+    if not text:
+        raise BenchmarkFormatError(f"{where}: answer is empty (options {list(options)})")
     m = re.fullmatch(r"\(?([A-Za-z])\)?[.):]?", text)
     if m and not any(b == text for b in bodies):  # a bare letter, unless an option literally reads "a"
         letter = m.group(1).upper()

@@ -17,11 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lit_videor2.evaluation.paper import PAPER_ROWS
+from lit_videor2.errors import UserError
+from lit_videor2.evaluation.paper import PAPER_ADAPTERS, PAPER_BENCHMARKS, PAPER_ROWS, paper_benchmark
 from lit_videor2.evaluation.predictions import read_predictions
 from lit_videor2.evaluation.tables import compute_results, results_markdown
 
-__all__ = ["CHARTS", "main", "make_report", "summary_markdown"]
+__all__ = ["CHARTS", "ReportError", "coverage_markdown", "main", "make_report", "summary_markdown"]
+
+
+class ReportError(UserError, ValueError):
+    """A report cannot be made from the given files or options (the CLI prints it as one line)."""
+
 
 #: Chart file -> (metric key, axis label).
 CHARTS = {
@@ -39,7 +45,7 @@ def _fmt(x: float | None) -> str:
 def _labels(files: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
     if labels:
         if len(labels) != len(files):
-            raise ValueError(f"--labels: got {len(labels)} labels for {len(files)} predictions files")
+            raise ReportError(f"--labels: got {len(labels)} labels for {len(files)} predictions files")
         return list(labels)
     names = [f.parent.name or f.stem for f in files]
     if len(set(names)) < len(names):
@@ -76,6 +82,35 @@ def summary_markdown(runs: dict[str, dict[str, Any]], paper: bool = False) -> st
         cells = [name, *(_fmt(get(t, "accuracy")) for t in GROUP_TITLES)]
         cells += [_fmt(get("Overall", k)) for k in ("tac_consistency", "tac_agreement", "vas")]
         lines.append("| " + " | ".join([*cells, source]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def coverage_markdown(runs: dict[str, dict[str, Any]]) -> str:
+    """Which of the paper's eleven benchmarks each run has (matched by name: ``videomme``, ``VideoMME`` and
+    ``Video-MME`` are one), in which group, and what is missing. The paper's group averages are means over
+    all of its benchmarks, so a run's averages compare with them only when nothing is missing."""
+    lines = []
+    for name, res in runs.items():
+        found: dict[str, str] = {}
+        for bench in res["benchmarks"]:
+            paper = paper_benchmark(bench)
+            if paper is not None:
+                found[paper] = bench
+        missing = [b for b in PAPER_BENCHMARKS if b not in found]
+        wrong_group = [
+            f"{found[b]} ({res['benchmarks'][found[b]].get('group') or 'no group'}, paper: {PAPER_BENCHMARKS[b]})"
+            for b in found
+            if res["benchmarks"][found[b]].get("group") != PAPER_BENCHMARKS[b]
+        ]
+        line = f"- **{name}**: {len(found)} of {len(PAPER_BENCHMARKS)} paper benchmarks"
+        if missing:
+            todo = ", ".join(f"{b} (`convert-benchmark --name {PAPER_ADAPTERS[b]}`)" for b in missing)
+            line += f"; missing: {todo}. Group averages are not comparable with the paper's until all are in."
+        else:
+            line += "."
+        if wrong_group:
+            line += " In another group than the paper's: " + ", ".join(wrong_group) + "."
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +161,7 @@ def make_report(
     for label, f in zip(_labels(files, labels), files):
         rows = read_predictions(f)
         if not rows:
-            raise ValueError(f"{f}: no predictions (missing or empty file)")
+            raise ReportError(f"{f}: no predictions (missing or empty file)")
         runs[label] = compute_results(rows)
     out = Path(out) if out is not None else files[0].parent / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +170,8 @@ def make_report(
         "Accuracy, TAC and VAS in %; group columns are unweighted means over benchmarks. TAC cons. = TP/(TP+FN), "
         "TAC agree = (TP+TN)/N; VAS = judge grounding score ×10.\n"
     )
+    if compare_paper:
+        parts += ["## Coverage of the paper's benchmarks", "", coverage_markdown(runs)]
     parts += ["## Per benchmark", ""] + [results_markdown(res, title=name) for name, res in runs.items()]
     markdown = "\n".join(parts)
     written = [out / "report.md"]

@@ -159,3 +159,31 @@ def test_report_errors_name_the_problem(tmp_path):
     write_predictions(run, ROWS_B)
     with pytest.raises(ValueError, match="2 labels for 1"):
         main(["report", "--predictions", str(run), "--labels", "a", "b"])
+
+
+def test_compare_paper_shows_coverage_of_the_eleven_benchmarks(tmp_path):
+    """Names match across spellings (converter name, paper name); missing benchmarks are listed with the
+    converter that reads them, and a benchmark in another group than the paper's is flagged."""
+    from lit_videor2.evaluation.paper import PAPER_ADAPTERS, paper_benchmark
+    from lit_videor2.report import ReportError, make_report
+
+    assert set(PAPER_ADAPTERS) == set(PAPER_BENCHMARKS)
+    assert [paper_benchmark(n) for n in ("videomme", "Video-MME", "mmvu", "MINERVA", "vsi_bench", "other")] == [
+        "VideoMME",
+        "VideoMME",
+        "MMVU-val",
+        "MINERVA",
+        "VSI-Bench",
+        None,
+    ]
+    rows = _rows("videomme", "generic", [1], [T], [T], [5]) + _rows("minerva", "generic", [0], [F], [F], [1])
+    run = tmp_path / "r" / "predictions.jsonl"
+    write_predictions(run, rows)
+    md = make_report([run], tmp_path / "out", compare_paper=True)["markdown"]
+    line = next(ln for ln in md.splitlines() if ln.startswith("- **r**"))
+    assert line.startswith("- **r**: 2 of 11 paper benchmarks; missing: MVBench (`convert-benchmark --name mvbench`)")
+    assert "SciVideoBench (`convert-benchmark --name scivideobench`)" in line
+    assert "minerva (generic, paper: reasoning)" in line
+    assert "Coverage" not in make_report([run], tmp_path / "out2")["markdown"]
+    with pytest.raises(ReportError):
+        make_report([tmp_path / "missing.jsonl"], tmp_path / "out3")

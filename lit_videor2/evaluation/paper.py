@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["PAPER_BENCHMARKS", "PAPER_ROWS"]
+import re
+
+__all__ = ["PAPER_ADAPTERS", "PAPER_BENCHMARKS", "PAPER_ROWS", "paper_benchmark"]
 
 #: Benchmark -> group, in the paper's order.
 PAPER_BENCHMARKS: dict[str, str] = {
@@ -28,3 +30,33 @@ PAPER_ROWS: dict[str, dict[str, float | None]] = {
     "VideoChat-R1": {"generic": 63.8, "reasoning": 39.1, "overall": 50.3, "tac": 76.8, "vas": 48.9},
     "Video-R2": {"generic": 66.7, "reasoning": 41.6, "overall": 53.0, "tac": 81.6, "vas": 69.4},
 }
+
+#: Paper benchmark -> ``lit_videor2 convert-benchmark --name`` that reads its published files (docs/benchmarks.md).
+PAPER_ADAPTERS: dict[str, str] = {
+    "MVBench": "mvbench",
+    "VideoMME": "videomme",
+    "TempCompass": "tempcompass",
+    "MLVU": "mlvu",
+    "LongVideoBench": "longvideobench",
+    "VideoMathQA": "videomathqa",
+    "Video-MMMU": "videommmu",
+    "MMVU-val": "mmvu",
+    "VSI-Bench": "vsibench",
+    "MINERVA": "minerva",
+    "SciVideoBench": "scivideobench",
+}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_ALIASES = (
+    {_key(n): n for n in PAPER_BENCHMARKS} | {_key(a): n for n, a in PAPER_ADAPTERS.items()} | {"mmvu": "MMVU-val"}
+)
+
+
+def paper_benchmark(name: str) -> str | None:
+    """The paper's name for a benchmark name used in a run (``"videomme"``, ``"Video-MME"`` -> ``"VideoMME"``);
+    None when it is not one of the paper's eleven."""
+    return _ALIASES.get(_key(name))

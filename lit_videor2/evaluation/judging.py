@@ -8,6 +8,11 @@ implementations: the accuracy reward (:func:`~lit_videor2.rewards.accuracy_score
 
 TAR here is the *ungated* alignment precision, a diagnostic of the reasoning's timestamps; the consistency gate of
 the reward is reported separately as ``consistent``.
+
+A judge backend can fail (an LLM server down or answering HTTP errors). :func:`judge_batch` reports those rows:
+with ``keep_failed`` they keep their previous judgments untouched (``lit_videor2 judge``); otherwise they get the
+documented fallbacks and ``judge_failed: true`` so a later ``lit_videor2 judge`` can redo them. With
+``temporal=False`` an existing ``tar`` is kept, never nulled.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from lit_videor2.rewards import accuracy_score, temporal_alignment_score
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.text import extract_think, extract_timestamp_claims
 
-__all__ = ["judge_name", "judge_rows", "parse_judge"]
+__all__ = ["judge_batch", "judge_name", "judge_rows", "parse_judge"]
 
 JUDGE_HELP = (
     "rule (offline, default) | hf:PATH_OR_ID[,device=cuda,dtype=bfloat16] | "
@@ -75,9 +80,29 @@ def judge_rows(
     rows: Sequence[dict[str, Any]], judge: Judge, *, temporal: bool = True, embedder: Embedder | None = None
 ) -> list[dict[str, Any]]:
     """Fill the judgment fields of rows that hold ``completion``, ``answer``, ``problem_type``, ``options``,
-    ``question`` and ``temporal_grounding`` (in place; also returned). Batched: one judge call per judgment."""
+    ``question`` and ``temporal_grounding`` (in place; also returned). Batched: one judge call per judgment.
+    Rows whose judge call failed get the fallbacks and ``judge_failed: true`` (see :func:`judge_batch`)."""
+    judge_batch(rows, judge, temporal=temporal, embedder=embedder)
+    return list(rows)
+
+
+def judge_batch(
+    rows: Sequence[dict[str, Any]],
+    judge: Judge,
+    *,
+    temporal: bool = True,
+    embedder: Embedder | None = None,
+    keep_failed: bool = False,
+) -> list[int]:
+    """Judge ``rows`` in place (as :func:`judge_rows`); return the indices of the rows whose judge call failed.
+
+    ``keep_failed``: such rows keep every previous value; otherwise they get the fallbacks and ``judge_failed``.
+    """
     if not rows:
-        return list(rows)
+        return []
+    failed_rows = getattr(judge, "failed_rows", None)
+    if failed_rows is not None:
+        failed_rows.clear()
     texts = [r["completion"] or "" for r in rows]
     options = [r.get("options") or None for r in rows]
     types = [r.get("problem_type") for r in rows]
@@ -86,8 +111,11 @@ def judge_rows(
     concluded = judge.concluded_answers(texts, options, types)
     grounding = judge.grounding_scores(texts, questions)
     consistent = judge.consistency(texts, questions, options, types)
+    failed = sorted(getattr(judge, "failed_rows", None) or ())
     name = judge_name(judge)
     for i, row in enumerate(rows):
+        if i in failed and keep_failed:
+            continue
         answer, ptype, opts = row["answer"], types[i], options[i] or ()
         row["answer_parsed"], row["concluded"] = finals[i], concluded[i]
         row["correct"] = float(accuracy_score(texts[i], answer, ptype, opts))
@@ -98,6 +126,13 @@ def judge_rows(
         row["tac_t"] = bool(answer_matches(concluded[i], answer, ptype, opts))
         row["consistent"] = bool(consistent[i])
         row["vas"] = float(min(10.0, max(0.0, grounding[i])))
-        row["tar"] = _tar(texts[i], row.get("temporal_grounding"), embedder) if temporal else None
+        if temporal:
+            row["tar"] = _tar(texts[i], row.get("temporal_grounding"), embedder)
+        else:
+            row.setdefault("tar", None)  # --no-tar keeps an existing TAR
         row["judge"] = name
-    return list(rows)
+        if i in failed:
+            row["judge_failed"] = True
+        else:
+            row.pop("judge_failed", None)
+    return failed

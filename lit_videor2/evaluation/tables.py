@@ -9,6 +9,9 @@ Per benchmark (percentages 0–100):
 * ``vas`` — mean judge grounding score × 10 (0–100); ``tar`` — mean TAR over the samples that have temporal
   grounding (None when none do).
 
+``skipped`` counts the benchmark's records that ``test`` skipped (``data.on_error: skip``); ``results.json`` lists
+each with its reason under ``"skipped"`` and ``results.md`` lists the reasons under the table.
+
 Groups are **unweighted means over benchmarks** (the paper's averages: Overall is the mean over all benchmarks,
 not the mean of the two group means); a metric undefined for a benchmark (None) is left out of its group mean.
 TAC counts come from the TAC metric's functional update (:mod:`lit_videor2.metrics.functional`), so the tables and
@@ -38,6 +41,8 @@ METRICS = {
     "tar": "TAR",
 }
 GROUPS = {"generic": "Generic", "reasoning": "Reasoning"}
+#: Skipped records listed with their reasons in ``results.md`` (all are in ``results.json``).
+MAX_LISTED_SKIPS = 20
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -49,8 +54,10 @@ def _finite(x: Any) -> float | None:
 
 
 def benchmark_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The metrics of one benchmark's rows (see the module docstring)."""
+    """The metrics of one benchmark's rows (see the module docstring); all None when it has no rows."""
     n = len(rows)
+    if n == 0:
+        return {"n": 0, **dict.fromkeys(METRICS)}
     a = torch.tensor([bool(r["tac_a"]) for r in rows], dtype=torch.bool)
     t = torch.tensor([bool(r["tac_t"]) for r in rows], dtype=torch.bool)
     tac = _tac_compute(_tac_update(a, t))
@@ -68,25 +75,41 @@ def benchmark_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"n": sum(m["n"] for m in members), "benchmarks": len(members)}
+    out: dict[str, Any] = {
+        "n": sum(m["n"] for m in members),
+        "skipped": sum(m.get("skipped", 0) for m in members),
+        "benchmarks": len(members),
+    }
     for key in METRICS:
         out[key] = _mean([m[key] for m in members if m[key] is not None])
     return out
 
 
-def compute_results(rows: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> dict[str, Any]:
-    """``{"benchmarks": {name: metrics + group}, "groups": {"Generic"|"Reasoning"|"Overall": metrics}}``.
+def compute_results(
+    rows: Sequence[dict[str, Any]],
+    order: Sequence[str] = (),
+    skipped: Sequence[dict[str, Any]] = (),
+    groups_of: dict[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """``{"benchmarks": {name: metrics + group + skipped}, "groups": {...}, "skipped": [...]}``.
 
-    Benchmarks appear in ``order`` first (those with rows), then in order of first appearance.
+    ``skipped``: ``{"benchmark", "id", "reason"}`` of each record skipped by ``test``; a benchmark whose records
+    were all skipped still gets a row (``n`` 0). ``groups_of``: benchmark -> group for such benchmarks.
+    Benchmarks appear in ``order`` first (those with rows or skips), then in order of first appearance.
     """
     by_bench: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_bench.setdefault(str(r.get("benchmark")), []).append(r)
+    skips: dict[str, list[dict[str, Any]]] = {}
+    for e in skipped:
+        skips.setdefault(str(e.get("benchmark") or "test"), []).append(e)
+    for name in skips:
+        by_bench.setdefault(name, [])
     names = [b for b in order if b in by_bench] + [b for b in by_bench if b not in order]
     benchmarks = {}
     for name in names:
-        group = next((r.get("group") for r in by_bench[name] if r.get("group")), None)
-        benchmarks[name] = {"group": group, **benchmark_metrics(by_bench[name])}
+        group = next((r.get("group") for r in by_bench[name] if r.get("group")), (groups_of or {}).get(name))
+        benchmarks[name] = {"group": group, **benchmark_metrics(by_bench[name]), "skipped": len(skips.get(name, []))}
     groups = {}
     for key, title in GROUPS.items():
         members = [m for m in benchmarks.values() if m["group"] == key]
@@ -94,7 +117,7 @@ def compute_results(rows: Sequence[dict[str, Any]], order: Sequence[str] = ()) -
             groups[title] = _group_row(members)
     if benchmarks:
         groups["Overall"] = _group_row(list(benchmarks.values()))
-    return {"benchmarks": benchmarks, "groups": groups}
+    return {"benchmarks": benchmarks, "groups": groups, "skipped": [dict(e) for e in skipped]}
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -103,27 +126,42 @@ def _fmt(x: Any, digits: int = 1) -> str:
 
 def results_markdown(results: dict[str, Any], title: str | None = None) -> str:
     """The tables as one Markdown table (benchmarks, then the group rows in bold)."""
-    head = ["benchmark", "group", "n", *METRICS.values()]
+    skipped = results.get("skipped") or []
+    head = ["benchmark", "group", "n", *(["skipped"] if skipped else []), *METRICS.values()]
     lines = [f"### {title}", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in results["benchmarks"].items():
-        cells = [name, m["group"] or "–", _fmt(m["n"])]
+        cells = [name, m["group"] or "–", _fmt(m["n"]), *([_fmt(m.get("skipped", 0))] if skipped else [])]
         cells += [_fmt(m[k], 3 if k == "tar" else 1) for k in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     for name, m in results["groups"].items():
         cells = [f"**{name}**", f"mean of {m['benchmarks']}", _fmt(m["n"])]
+        cells += [_fmt(m.get("skipped", 0))] if skipped else []
         cells += [_fmt(m[k], 3 if k == "tar" else 1) for k in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    if skipped:
+        lines += ["", f"Skipped records ({len(skipped)}, `data.on_error: skip`; not in the means):", ""]
+        for e in skipped[:MAX_LISTED_SKIPS]:
+            rid = "" if e.get("id") is None else f" `{e['id']}`"
+            lines.append(f"- {e.get('benchmark') or 'test'}{rid}: {e.get('reason')}")
+        if len(skipped) > MAX_LISTED_SKIPS:
+            lines.append(f"- … {len(skipped) - MAX_LISTED_SKIPS} more in results.json")
     return "\n".join(lines) + "\n"
 
 
 def write_results(results: dict[str, Any], folder: str | Path, **meta: Any) -> tuple[Path, Path]:
-    """Write ``results.json`` (with ``meta``, e.g. the predictions path and judge) and ``results.md``."""
+    """Write ``results.json`` (with ``meta``, e.g. the predictions path and judge) and ``results.md``.
+
+    Each file is written to a temporary file and renamed over the old one, so a crash or a full disk leaves the
+    previous tables intact.
+    """
+    from lit_videor2.evaluation.predictions import atomic_write_text
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "results.json", folder / "results.md"
-    json_path.write_text(json.dumps({**meta, **results}, indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(results_markdown(results), encoding="utf-8")
+    atomic_write_text(json_path, json.dumps({**meta, **results}, indent=2) + "\n")
+    atomic_write_text(md_path, results_markdown(results))
     return json_path, md_path
 
 

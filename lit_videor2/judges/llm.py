@@ -3,6 +3,10 @@
 Backends implement only :meth:`LLMJudge.complete` (a batch of :class:`ChatRequest` -> text or None on failure).
 Fallbacks (METHOD.md): unparseable output after one retry or a failed call gives None (answers), 0.0 (grounding
 score) or False (consistency). :attr:`LLMJudge.stats` counts calls, retries and fallbacks.
+
+A *failed call* (the backend returned None: server down, HTTP error after retries) is told apart from an
+unparseable reply: the index of its row in the batch goes to :attr:`LLMJudge.failed_rows`, so callers can keep
+the row's previous judgments instead of writing the fallback (``lit_videor2 judge`` does).
 """
 
 from __future__ import annotations
@@ -38,13 +42,30 @@ class LLMJudge(Judge):
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
+        self.failed_rows: set[int] = set()
+        """Rows (indices into the batches of the calls since the caller last cleared it) whose judgment fell back
+        because the backend call failed."""
 
     @abstractmethod
     def complete(self, requests: Sequence[ChatRequest]) -> list[str | None]:
         """Model replies, one per request; None where the call failed (after the backend's own retries)."""
 
-    def _judge(self, requests: list[ChatRequest | None], parse: Callable[[str | None], tuple[bool, Any]], fallback):
-        """Run the requests (None entries get the fallback), retry unparseable ones once, then fall back."""
+    def _judge(
+        self,
+        requests: list[ChatRequest | None],
+        parse: Callable[[str | None], tuple[bool, Any]],
+        fallback,
+        rows: Sequence[int] | None = None,
+    ):
+        """Run the requests (None entries get the fallback), retry unparseable ones once, then fall back.
+
+        ``rows[i]`` is the batch row of request ``i`` (default: ``i``); rows whose call failed go to
+        :attr:`failed_rows`.
+        """
+        rows = list(range(len(requests))) if rows is None else list(rows)
+        failed = getattr(self, "failed_rows", None)
+        if failed is None:  # a subclass that did not call LLMJudge.__init__
+            failed = self.failed_rows = set()
         out: list[Any] = [fallback] * len(requests)
         todo = [i for i, r in enumerate(requests) if r is not None]
         retry: list[int] = []
@@ -57,12 +78,15 @@ class LLMJudge(Judge):
                 retry.append(i)
             else:
                 self.stats["fallbacks"] += 1
+                failed.add(rows[i])
         if retry:
             self.stats["retries"] += len(retry)
             for i, text in zip(retry, self.complete([requests[i].nudged() for i in retry])):
                 ok, value = parse(text) if text is not None else (False, fallback)
                 out[i] = value if ok else fallback
                 self.stats["fallbacks"] += 0 if ok else 1
+                if text is None:
+                    failed.add(rows[i])
         return out
 
     def _extract(self, blocks: list[str | None], options: Options, problem_types, build) -> list[str | None]:
@@ -76,7 +100,7 @@ class LLMJudge(Judge):
             if not idx:
                 continue
             parse = parse_letter if want_mcq else parse_open_answer
-            values = self._judge([requests[i] for i in idx], parse, None)
+            values = self._judge([requests[i] for i in idx], parse, None, rows=idx)
             for i, v in zip(idx, values):
                 valid = _letters(opts[i])
                 results[i] = v if (v is None or not want_mcq or valid is None or v in valid) else None

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from lit_videor2.evaluation.judging import judge_rows
-from lit_videor2.evaluation.predictions import finished_ids, merge_part_files, part_file, write_predictions
+from lit_videor2.evaluation.predictions import (
+    append_skipped,
+    finished_ids,
+    merge_part_files,
+    merge_skipped,
+    part_file,
+    write_predictions,
+)
 from lit_videor2.evaluation.tables import METRICS, compute_results, results_markdown, write_results
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.models.policy import PolicySpec
@@ -111,6 +118,7 @@ class EvalModule(PolicyModule):
         return self.judge
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        append_skipped(self.predictions, self.global_rank, batch.get("skipped", ()))  # counted in the tables
         if "prompt_input_ids" not in batch:  # every sample of the batch was skipped (on_error='skip')
             return
         texts, _, lengths = generate_completions(
@@ -135,7 +143,12 @@ class EvalModule(PolicyModule):
 
     def _write_tables(self) -> dict[str, Any]:
         rows = merge_part_files(self.predictions)
-        results = compute_results(rows, self._benchmark_order())
+        dm = getattr(self.trainer, "datamodule", None)  # records skipped while reading the files, with reasons
+        details = getattr(dm, "skipped_details", {})
+        read = [{"benchmark": b, "id": None, "reason": r} for b, rs in details.items() for r in rs]
+        skipped = merge_skipped(self.predictions, rows, read)
+        groups = {b.name: b.group for b in getattr(dm, "benchmarks", None) or []}
+        results = compute_results(rows, self._benchmark_order(), skipped, groups)
         write_results(
             results, self.predictions.parent, predictions=str(self.predictions), generation=self.generation.as_dict()
         )

@@ -7,6 +7,11 @@ succeed: a process that cannot start fails the test, it is never skipped.
 Rollouts are sampled per rank, so a 2-rank run is not compared with one process step by step (the SFT tests do
 that); what is checked is that groups stay on their rank, that both ranks end with the same weights (DDP) or with
 really sharded weights (FSDP2, policy and reference alike), and that every logged value is finite.
+
+Ranks decode in lockstep: :class:`UnevenEnds` makes rank 0's completions end at their first token (EOS forced)
+and rank 1's run to the token limit (EOS forbidden). Without lockstep, rank 0 stops decoding after one token while
+rank 1 keeps running forwards: under FSDP2 the weight all-gathers go out of step (gloo: "received data size
+doesn't match"). Both runs must finish with equal weights on both ranks.
 """
 
 from __future__ import annotations
@@ -25,7 +30,34 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-G, PROMPTS_PER_RANK, STEPS = 2, 1, 2
+G, PROMPTS_PER_RANK, STEPS, MAX_NEW = 2, 1, 2, 6
+
+
+class UnevenEnds(L.Callback):
+    """Rank 0: every completion ends at its first token (EOS forced); other ranks: EOS forbidden (run to the limit).
+
+    Wraps the rollout's logits processors in this process only, as a different model state per rank would.
+    """
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        from lit_videor2.modules import rollout
+
+        original = rollout.build_logits_processors
+        first = trainer.global_rank == 0
+
+        def processors(**kwargs):
+            out = original(**kwargs)
+            eos = list(kwargs["eos_token_ids"])
+
+            def force(input_ids, scores):
+                if first:  # only EOS is possible (whatever the warpers before left)
+                    return torch.full_like(scores, float("-inf")).index_fill(1, torch.tensor(eos), 0.0)
+                return scores.index_fill(1, torch.tensor(eos), float("-inf"))
+
+            out.append(force)
+            return out
+
+        rollout.build_logits_processors = processors
 
 
 class RankProbe(L.Callback):
@@ -67,7 +99,12 @@ class RankProbe(L.Callback):
 
 
 def launch(strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: bool) -> list[dict]:
-    probe = json.dumps([{"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}}])
+    probe = json.dumps(
+        [
+            {"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}},
+            {"class_path": "tests.test_distributed_grpo.UnevenEnds"},
+        ]
+    )
     cmd = [
         sys.executable,
         "-m",
@@ -100,7 +137,7 @@ def launch(strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: b
         "--model.init_args.rollout.group_size",
         str(G),
         "--model.init_args.rollout.max_new_tokens",
-        "6",
+        str(MAX_NEW),
         "--model.init_args.log_completions_every",
         "1",
         "--data.train_file",
@@ -146,6 +183,8 @@ def check_logs_and_groups(out: Path) -> None:
         assert all(
             len(set(ids)) == PROMPTS_PER_RANK and len(ids) == G * PROMPTS_PER_RANK for ids in per_step_ids.values()
         )
+        # Uneven ends: rank 0 finished every completion at its first token, rank 1 ran each to the limit.
+        assert {x["num_tokens"] for x in lines} == ({1} if rank == 0 else {MAX_NEW}), (rank, lines)
 
 
 @pytest.mark.slow

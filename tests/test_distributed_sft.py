@@ -10,6 +10,7 @@ order: rank r takes every second sample of the one permutation).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -31,6 +32,8 @@ def strategy(name: str):
     if name == "ddp":
         return DDPStrategy(process_group_backend="gloo")
     if name == "fsdp":
+        return ModelParallelStrategy(data_parallel_size=WORLD, tensor_parallel_size=1, process_group_backend="gloo")
+    if name == "fsdp-skip":
         return ModelParallelStrategy(data_parallel_size=WORLD, tensor_parallel_size=1, process_group_backend="gloo")
     if name == "single":
         return "auto"
@@ -74,7 +77,22 @@ def run(name: str, model_dir: str, data_dir: str, out: Path, *, lora: bool) -> d
         gradient_clip_val=None if lora else 1.0,
     )
     per_rank_batch = 1 if distributed else WORLD
-    trainer.fit(module, make_datamodule(data_dir, model_dir, batch_size=per_rank_batch))
+    if name == "fsdp-skip":  # rank 1's second batch (record 3, unshuffled) is a video that cannot be decoded
+        records = json.loads((Path(data_dir) / "train.json").read_text())
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "broken.mp4").write_bytes(b"not a video")
+        records[3]["video"] = str(out / "broken.mp4")
+        (out / "train.json").write_text(json.dumps(records))
+        dm = make_datamodule(data_dir, model_dir, batch_size=1, shuffle=False)
+        dm.files["train"], dm.video_root, dm.on_error = str(out / "train.json"), str(data_dir), "skip"
+    else:
+        dm = make_datamodule(data_dir, model_dir, batch_size=per_rank_batch)
+    trainer.fit(module, dm)
+    digest = hashlib.sha256()
+    for pname, p in sorted(module.model.named_parameters()):
+        full = p.full_tensor() if hasattr(p, "full_tensor") else p
+        digest.update(pname.encode() + full.detach().float().cpu().numpy().tobytes())
+    probe.facts.update(weights_sha256=digest.hexdigest(), global_step=trainer.global_step)
     result = {"losses": rec.losses, **probe.facts}
     out.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(out / "last.ckpt")  # FSDP: a sharded folder written by every rank
@@ -146,9 +164,20 @@ def test_fsdp2_two_cpu_processes_shard_and_match_single_process(tmp_path, tiny_m
     torch.testing.assert_close(sharded, one, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_fsdp2_rank_with_an_empty_batch_keeps_step(tmp_path, tiny_model_dir, synth_dir):  # noqa: F811
+    """Rank 1's whole second batch is skipped (undecodable video, ``on_error: skip``): it replays its last batch at
+    zero weight, so both ranks run the same forwards and gradient reductions; the run ends with equal weights."""
+    ranks = launch("fsdp-skip", tiny_model_dir, synth_dir, tmp_path / "skip", lora=False)
+    assert all(r["global_step"] == STEPS for r in ranks), ranks
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert len(ranks[0]["losses"]) == STEPS
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description="one distributed SFT run of the tests (launched by them)")
-    p.add_argument("strategy", choices=["ddp", "fsdp", "single"])
+    p.add_argument("strategy", choices=["ddp", "fsdp", "fsdp-skip", "single"])
     p.add_argument("model_dir")
     p.add_argument("data_dir")
     p.add_argument("out", type=Path)

@@ -36,6 +36,10 @@ def group_advantages(
     Stds are unbiased (``torch.std``'s default), as in the reference and TRL. A group whose rewards are all equal
     gets exactly zero advantage (not a rounding residue of ``r - mean``), and ``group_size == 1`` gives zeros (a
     lone completion has nothing to be compared with; its std is undefined), so no NaN comes out of either case.
+
+    A NaN reward (a completion to which no reward applied: every component returned ``None``) stays out of its
+    group's mean and std (and the batch std) and gets advantage 0; a group with fewer than two finite rewards gets
+    zeros. Infinite rewards are an error (the rewards refuse them before this).
     """
     if scale not in _SCALES:
         raise ValueError(f"Unknown advantage scale {scale!r}; valid: {', '.join(map(repr, _SCALES))}.")
@@ -50,17 +54,28 @@ def group_advantages(
             f"a partial group (B*G must be a multiple of G; {numel} % {group_size} = {numel % group_size})."
         )
     rewards = rewards if rewards.is_floating_point() else rewards.float()
+    if torch.isinf(rewards).any():
+        raise ValueError(f"rewards contain inf at rows {torch.isinf(rewards).nonzero().flatten().tolist()}.")
     if group_size == 1 or numel == 0:
         return torch.zeros_like(rewards)
 
     grouped = rewards.view(-1, group_size)  # [B, G]
-    centered = grouped - grouped.mean(dim=1, keepdim=True)  # [B, G]
-    all_equal = (grouped == grouped[:, :1]).all(dim=1, keepdim=True)  # [B, 1]
+    valid = ~grouped.isnan()  # [B, G]
+    count = valid.sum(dim=1, keepdim=True)  # [B, 1]
+    filled = grouped.nan_to_num(0.0)  # [B, G]
+    mean = filled.sum(dim=1, keepdim=True) / count.clamp(min=1)  # [B, 1]
+    centered = (filled - mean) * valid  # [B, G], 0 on NaN rewards
+    spread = (centered.abs().amax(dim=1, keepdim=True) == 0) | (count < 2)  # [B, 1] all equal, or nothing to compare
+    first = grouped.gather(1, valid.int().argmax(dim=1, keepdim=True))  # [B, 1] a finite reward of the group
+    all_equal = ((grouped == first) | ~valid).all(dim=1, keepdim=True) | spread  # [B, 1]
     centered = centered.masked_fill(all_equal, 0.0)
     if scale == "group":
-        centered = centered / (grouped.std(dim=1, keepdim=True) + eps)
+        var = (centered**2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)  # [B, 1] unbiased
+        centered = centered / (var.sqrt() + eps)
     elif scale == "batch":
-        centered = centered / (rewards.std() + eps)
+        finite = rewards[~rewards.isnan()]
+        std = finite.std() if finite.numel() > 1 else rewards.new_zeros(())
+        centered = centered / (std + eps)
     return centered.reshape(-1)  # [B*G]
 
 

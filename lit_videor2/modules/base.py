@@ -22,6 +22,10 @@ from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_gro
 log = logging.getLogger(__name__)
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN/inf loss or gradient (``on_nonfinite='stop'``); a checkpoint was written first."""
+
+
 @dataclass
 class GenerationEval(GenerationSettings):
     """Generation on validation prompts (greedy by default; the settings of :class:`GenerationSettings`), scored by
@@ -128,11 +132,43 @@ class PolicyModule(L.LightningModule):
         optimizer = self.optimizer_factory(param_groups(self.model))
         if self.scheduler_factory is None:
             return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.total_optimizer_steps()
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer, total), "interval": "step"},
         }
+
+    def total_optimizer_steps(self) -> int:
+        """Optimizer steps of the run, which the learning-rate schedule spans.
+
+        Lightning's estimate: batches / ``accumulate_grad_batches`` per epoch (rounded up: Lightning steps on an
+        epoch's last partial accumulation) times the epochs, capped by ``max_steps`` (which counts optimizer steps).
+        Modules with manual optimisation that step a different number of times per batch override this.
+        """
+        return int(self.trainer.estimated_stepping_batches)
+
+    def collective_batch(self, batch: dict[str, Any], stage: str) -> tuple[dict[str, Any] | None, bool]:
+        """The batch every rank can run this step, so all ranks make the same forwards and collectives.
+
+        Under FSDP every forward all-gathers weights and under DDP every backward all-reduces gradients: a rank
+        whose batch is empty (all its records skipped, ``data.on_error: skip``) must not simply return. It replays
+        its last non-empty batch of ``stage`` as a *dummy* (the caller gives it zero weight and discards its
+        outputs); if some rank has nothing to replay yet, every rank skips this step together.
+
+        Returns:
+            ``(batch, is_dummy)`` to run, or ``(None, False)`` when this step is skipped on every rank.
+        """
+        has = bool(batch.get("batch_size"))
+        replay = self.__dict__.setdefault("_replay_batches", {})
+        if has:
+            replay[stage] = batch
+        if self.trainer.world_size == 1:
+            return (batch, False) if has else (None, False)
+        stuck = torch.tensor(0.0 if has or stage in replay else 1.0, device=self.device)
+        if float(self.trainer.strategy.reduce(stuck, reduce_op="max")) > 0:  # a rank has nothing to run
+            log.warning("%s step skipped on every rank: a rank's batch is empty and it has none to replay", stage)
+            return None, False
+        return (batch, False) if has else (replay[stage], True)
 
     def grad_norm(self) -> torch.Tensor:
         """Total L2 norm of the gradients (sharded gradients reduced to the full norm)."""

@@ -27,7 +27,7 @@ import torch
 from lit_videor2.data.dataset import repeat_columns
 from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
 from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
-from lit_videor2.modules.base import PolicyModule
+from lit_videor2.modules.base import NonFiniteLossError, PolicyModule
 from lit_videor2.modules.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs
 from lit_videor2.rewards import RewardComposition
 
@@ -62,8 +62,10 @@ class GRPOModule(PolicyModule):
     Logs (``train/``): ``reward`` (total mean), ``reward_std``, ``rewards/<name>_mean`` and ``_std`` per component,
     ``advantage_mean/std/abs``, ``kl``, ``clip_frac_low/high``, ``ratio_mean``, ``loss``, ``completion_len_mean``,
     ``completion_len_max``, ``truncated_frac``, ``zero_std_groups`` (share of groups with all-equal rewards),
+    ``unscored_frac`` (completions to which no reward applied: NaN total, advantage 0),
     ``entropy`` (per-token, −mean log-prob of the sampled tokens), ``tokens_per_s`` (generated), ``gen_s``,
-    ``update_s``, ``grad_norm``, ``lr``. Validation: greedy generation scored by format, accuracy, TAC (and TAR).
+    ``update_s``, ``grad_norm``, ``lr``, ``nonfinite_steps`` (updates skipped on a NaN/inf loss or gradient norm).
+    Validation: greedy generation scored by format, accuracy, TAC (and TAR).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class GRPOModule(PolicyModule):
         gradient_clip_val: float | None = 1.0,
         ref_sync_every: int | None = None,
         log_completions_every: int = 50,
+        on_nonfinite: Literal["skip", "stop"] = "skip",
         **kwargs: Any,
     ) -> None:
         """
@@ -104,6 +107,9 @@ class GRPOModule(PolicyModule):
             gradient_clip_val: Max total gradient norm (None: no clipping).
             ref_sync_every: Copy the policy into the reference model every this many optimizer steps (None: never).
             log_completions_every: Write a completions table every this many training steps (0: never).
+            on_nonfinite: On a NaN/inf loss or gradient norm (decided on all ranks together), ``skip`` the update
+                (counted in ``train/nonfinite_steps``) or ``stop`` with a checkpoint ``nonfinite.ckpt`` in the run
+                folder (the last good checkpoint is kept) and an error.
         """
         super().__init__(policy, *args, **kwargs)
         self.automatic_optimization = False
@@ -121,8 +127,19 @@ class GRPOModule(PolicyModule):
         self.log_completions_every = log_completions_every
         self.ref_model: torch.nn.Module | None = None
         self._micro_steps = 0
+        self.on_nonfinite = on_nonfinite
+        self.nonfinite_steps = 0
         if num_iterations < 1 or accumulate_steps < 1:
             raise ValueError("num_iterations and accumulate_steps must be >= 1")
+        if num_iterations > 1 and accumulate_steps > 1:
+            raise ValueError(
+                f"num_iterations={num_iterations} with accumulate_steps={accumulate_steps} is not supported: TRL "
+                "reuses one generation batch of accumulate_steps micro-batches for each of its μ updates, which needs "
+                "accumulate_steps rollouts held at once. Use one of them (e.g. raise data.batch_size instead of "
+                "accumulate_steps)."
+            )
+        if on_nonfinite not in ("skip", "stop"):
+            raise ValueError(f"on_nonfinite must be 'skip' or 'stop', got {on_nonfinite!r}")
 
     # -- models ----------------------------------------------------------------------------------------
 
@@ -202,6 +219,7 @@ class GRPOModule(PolicyModule):
                 top_p=cfg.top_p,
                 pad_token_id=tok.pad_token_id,
                 share_prefix=cfg.share_prefix,
+                synced=self.trainer.world_size > 1,
             )
 
     def decode(self, rollout: Rollout) -> list[str]:
@@ -219,16 +237,22 @@ class GRPOModule(PolicyModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.log_skipped(batch)
-        if not batch.get("batch_size"):
+        batch, dummy = self.collective_batch(batch, "train")
+        if batch is None:
             return
         cfg, G = self.rollout_cfg, self.rollout_cfg.group_size
         t0 = time.perf_counter()
         rollout = self._rollout(batch)
         gen_s = time.perf_counter() - t0
         completions = self.decode(rollout)
-        rewards, components = self.score(completions, batch["columns"])  # [N]
-        advantages = group_advantages(rewards, G, scale=self.advantage_scale, eps=self.advantage_eps)  # [N]
         mask = rollout.completion_mask.to(torch.float32)  # [N, T]
+        if dummy:  # this rank's batch was empty: same forwards and collectives as the others, no weight, no logs
+            rewards = torch.zeros(mask.shape[0], device=self.device)
+            components: dict[str, list[float | None]] = {}
+            mask = torch.zeros_like(mask)
+        else:
+            rewards, components = self.score(completions, batch["columns"])  # [N], NaN where no reward applies
+        advantages = group_advantages(rewards, G, scale=self.advantage_scale, eps=self.advantage_eps)  # [N]
         if self.mask_truncated_completions:
             mask = mask_truncated(mask, rollout.is_truncated)
         t1 = time.perf_counter()
@@ -251,16 +275,52 @@ class GRPOModule(PolicyModule):
                 beta=self.beta,
                 max_completion_length=cfg.max_new_tokens,
             )
-            self.manual_backward(loss / self.accumulate_steps)
+            if self._any_rank(not torch.isfinite(loss.detach())):  # every rank skips this backward together
+                self._nonfinite("loss", loss.detach())
+            else:
+                self.manual_backward(loss / self.accumulate_steps)
             self._micro_steps += 1
             if self._micro_steps % self.accumulate_steps == 0:
                 self._optimizer_step()
         update_s = time.perf_counter() - t1
+        if dummy:
+            return
         self._log_step(
             rollout, rewards, components, advantages, logps.detach(), mask, loss.detach(), stats, gen_s, update_s
         )
         if self.log_completions_every and batch_idx % self.log_completions_every == 0:
-            self._log_completions(batch, completions, rewards, components, advantages)
+            lengths = rollout.completion_lengths.tolist()
+            self._log_completions(batch, completions, rewards, components, advantages, lengths)
+
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` or-ed over ranks (one all-reduce when distributed)."""
+        if self.trainer.world_size == 1:
+            return bool(flag)
+        value = torch.tensor(float(flag), device=self.device)
+        return float(self.trainer.strategy.reduce(value, reduce_op="max")) > 0
+
+    def _nonfinite(self, what: str, value: torch.Tensor) -> None:
+        """Count a skipped update (``train/nonfinite_steps``), or stop with a checkpoint (``on_nonfinite='stop'``).
+
+        The stop checkpoint is written to ``nonfinite.ckpt``, never over the last good checkpoint.
+        """
+        self.nonfinite_steps += 1
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps))
+        if self.on_nonfinite == "stop":
+            path = Path(self.trainer.default_root_dir) / "nonfinite.ckpt"
+            self.trainer.save_checkpoint(path)
+            raise NonFiniteLossError(
+                f"GRPO {what} is {float(value)} at global step {self.global_step} (micro-step {self._micro_steps}); "
+                f"the update was not applied and a checkpoint was written to {path}. Check the rewards and the "
+                "learning rate, or set model.init_args.on_nonfinite=skip."
+            )
+        log.warning(
+            "non-finite %s %s at step %d: update skipped (%d so far)",
+            what,
+            float(value),
+            self.global_step,
+            self.nonfinite_steps,
+        )
 
     def _optimizer_step(self) -> None:
         opt = self.optimizers()
@@ -270,6 +330,10 @@ class GRPOModule(PolicyModule):
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         else:
             norm = self.grad_norm()
+        if self._any_rank(not torch.isfinite(norm)):  # the full norm is the same on every rank; agree anyway
+            opt.zero_grad(set_to_none=True)
+            self._nonfinite("gradient norm", norm)
+            return
         self.log("train/grad_norm", norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -279,16 +343,32 @@ class GRPOModule(PolicyModule):
         self.log("train/lr", opt.param_groups[0]["lr"])
         self._sync_reference()
 
+    def total_optimizer_steps(self) -> int:
+        """Optimizer steps of the run: ``batches × num_iterations / accumulate_steps`` (capped by ``max_steps``).
+
+        With manual optimisation Lightning counts every ``optimizer.step()`` in ``global_step`` (so ``max_steps``
+        is in optimizer steps), but its batch estimate knows neither μ nor ``accumulate_steps``.
+        """
+        trainer = self.trainer
+        estimate = trainer.estimated_stepping_batches  # loads the train loader when needed
+        batches = trainer.num_training_batches
+        if trainer.max_epochs == -1 or batches == float("inf"):
+            return int(estimate)
+        steps = int(batches) * max(int(trainer.max_epochs), 1) * self.num_iterations // self.accumulate_steps
+        return max(1, min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps)
+
     # -- logging ---------------------------------------------------------------------------------------
 
     def _log_step(self, rollout, rewards, components, advantages, logps, mask, loss, stats, gen_s, update_s) -> None:
         G = self.rollout_cfg.group_size
         lengths = rollout.completion_mask.sum(-1).float()
         n_tok = mask.sum().clamp(min=1)
+        scored = rewards[~rewards.isnan()]  # completions to which some reward applied
         metrics = {
             "train/loss": loss,
-            "train/reward": rewards.mean(),
-            "train/reward_std": rewards.std() if rewards.numel() > 1 else torch.zeros(()),
+            "train/reward": scored.mean() if scored.numel() else torch.zeros(()),
+            "train/reward_std": scored.std() if scored.numel() > 1 else torch.zeros(()),
+            "train/unscored_frac": rewards.isnan().float().mean(),
             "train/advantage_mean": advantages.mean(),
             "train/advantage_std": advantages.std() if advantages.numel() > 1 else torch.zeros(()),
             "train/advantage_abs": advantages.abs().mean(),
@@ -298,9 +378,7 @@ class GRPOModule(PolicyModule):
             "train/completion_len_mean": lengths.mean(),
             "train/completion_len_max": lengths.max(),
             "train/truncated_frac": rollout.is_truncated.float().mean(),
-            "train/zero_std_groups": (rewards.view(-1, G).std(-1, unbiased=False) == 0).float().mean()
-            if G > 1
-            else torch.ones(()),
+            "train/zero_std_groups": (advantages.view(-1, G) == 0).all(-1).float().mean() if G > 1 else torch.ones(()),
             "train/entropy": -(logps * mask).sum() / n_tok,
             "train/tokens_per_s": torch.tensor(float(lengths.sum()) / max(gen_s, 1e-9)),
             "train/gen_s": torch.tensor(gen_s),
@@ -318,7 +396,7 @@ class GRPOModule(PolicyModule):
             "train/reward_mean", metrics["train/reward"].to(self.device), prog_bar=True, batch_size=rollout.num_prompts
         )
 
-    def _log_completions(self, batch, completions, rewards, components, advantages) -> None:
+    def _log_completions(self, batch, completions, rewards, components, advantages, lengths) -> None:
         G = self.rollout_cfg.group_size
         ids = [i for i in batch["columns"]["id"] for _ in range(G)]
         rows = [
@@ -326,7 +404,8 @@ class GRPOModule(PolicyModule):
                 "step": self.global_step,
                 "id": ids[i],
                 "completion": completions[i],
-                "reward": float(rewards[i]),
+                "num_tokens": int(lengths[i]),
+                "reward": None if rewards[i].isnan() else float(rewards[i]),
                 "advantage": float(advantages[i]),
                 **{n: v[i] for n, v in components.items()},
             }
@@ -345,5 +424,12 @@ class GRPOModule(PolicyModule):
     # -- validation ------------------------------------------------------------------------------------
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if batch.get("batch_size"):
-            self.maybe_score_generation(batch, batch_idx)
+        batch, dummy = self.collective_batch(batch, "val")  # an empty rank replays a batch, results discarded
+        if batch is None:
+            return
+        kept = self._val_scores
+        if dummy:
+            self._val_scores = {}
+        self.maybe_score_generation(batch, batch_idx)  # the same generation forwards on every rank
+        if dummy:
+            self._val_scores = kept

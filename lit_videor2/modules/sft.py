@@ -12,13 +12,11 @@ import torch.nn.functional as F
 
 from lit_videor2.models.policy import explain_video_token_mismatch
 from lit_videor2.models.vision import batch_positions
-from lit_videor2.modules.base import PolicyModule
+from lit_videor2.modules.base import NonFiniteLossError, PolicyModule
+
+__all__ = ["NonFiniteLossError", "SFTModule", "assistant_token_loss", "model_inputs"]
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN/inf loss (``on_nonfinite='stop'``); a checkpoint was written first."""
 
 
 def model_inputs(batch: dict[str, Any], model: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -44,8 +42,8 @@ def model_inputs(batch: dict[str, Any], model: torch.nn.Module | None = None) ->
     return out
 
 
-def assistant_token_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-    """Mean next-token cross-entropy over label tokens, and the number of label tokens.
+def label_token_losses(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample sums of the next-token cross-entropy over label tokens ``[B]``, and label-token counts ``[B]``.
 
     Logits are computed only from the first target position on (``logits_to_keep``), not for the prompt; positions
     are explicit (:func:`model_inputs` with the model).
@@ -58,11 +56,34 @@ def assistant_token_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple
         raise explain_video_token_mismatch(err) from err
     logits = out.logits[:, :-1]  # [B, keep-1, V] predicts positions L-keep+1 .. L-1
     targets = labels[:, labels.shape[1] - keep + 1 :]  # [B, keep-1]
-    n = int((targets != -100).sum())
-    loss = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
-    )
-    return loss / max(n, 1), n
+    per_token = F.cross_entropy(
+        logits.float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
+    )  # [B, keep-1], 0 where ignored
+    return per_token.sum(dim=1), (targets != -100).sum(dim=1)
+
+
+def assistant_token_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over the batch's label tokens, and the number of label tokens."""
+    sums, counts = label_token_losses(model, batch)  # [B], [B]
+    n = int(counts.sum())
+    return sums.sum() / max(n, 1), n
+
+
+def loss_terms(sums: torch.Tensor, counts: torch.Tensor, aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A micro-batch's loss sum and its units, whose ratio over all micro-batches and ranks is the loss.
+
+    Args:
+        sums: ``[B]`` per-sample sums of label-token losses.
+        counts: ``[B]`` label tokens per sample.
+        aggregation: ``token`` (units: tokens) or ``sample`` (per-sample token means; units: samples with labels).
+
+    Returns:
+        ``(loss_sum, units)`` scalars.
+    """
+    if aggregation == "token":
+        return sums.sum(), counts.sum().to(sums.dtype)
+    has = counts > 0
+    return (sums / counts.clamp(min=1)).sum(), has.sum().to(sums.dtype)
 
 
 class SFTModule(PolicyModule):
@@ -73,50 +94,82 @@ class SFTModule(PolicyModule):
     ``val/tac_consistency``, ``val/tac_agreement`` (and ``val/tar``).
     """
 
-    def __init__(self, *args: Any, on_nonfinite: Literal["skip", "stop"] = "skip", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_nonfinite: Literal["skip", "stop"] = "skip",
+        loss_aggregation: Literal["token", "sample"] = "token",
+        **kwargs: Any,
+    ) -> None:
         """
         Args:
             on_nonfinite: On a NaN/inf loss, ``skip`` the step (counted in ``train/nonfinite_steps``) or ``stop``
                 with a checkpoint (``nonfinite.ckpt`` in the run folder) and an error.
+            loss_aggregation: ``token``: the mean over every label token of the optimizer step's global batch (all
+                accumulated micro-batches on all ranks; long answers weigh by their length). ``sample``: the mean
+                over samples of each sample's token mean (the reference's HF Trainer at one sample per device:
+                every answer weighs the same).
         """
         super().__init__(*args, **kwargs)
+        if loss_aggregation not in ("token", "sample"):
+            raise ValueError(f"loss_aggregation must be 'token' or 'sample', got {loss_aggregation!r}")
         self.on_nonfinite = on_nonfinite
+        self.loss_aggregation = loss_aggregation
         self.nonfinite_steps = 0
         self._t_last: float | None = None
+        self._acc_units = 0.0  # label tokens (or samples) this rank back-propagated since the last optimizer step
+        self._acc_scale: float | None = None  # the divisor of this accumulation window's returned losses
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """Back-propagates ``loss_sum / c`` (``c`` one constant per optimizer step, the same on every rank);
+        :meth:`on_before_optimizer_step` rescales the accumulated gradients to the exact global mean."""
         self.log_skipped(batch)
-        if not batch.get("batch_size"):
+        batch, dummy = self.collective_batch(batch, "train")  # an empty rank replays a batch with zero weight
+        if batch is None:
             return None
-        loss, n_tokens = assistant_token_loss(self.model, batch)
-        bad = torch.tensor(float(not torch.isfinite(loss)), device=self.device)
+        sums, counts = label_token_losses(self.model, batch)  # [B], [B]
+        total, units = loss_terms(sums, counts, self.loss_aggregation)
+        if dummy:
+            total, units = total * 0.0, units * 0.0
+        bad = torch.tensor(float(not torch.isfinite(total)), device=self.device)
         if float(self.trainer.strategy.reduce(bad, reduce_op="max")) > 0:  # every rank skips together
-            return self._nonfinite(loss)
+            return self._nonfinite(total)
         now = time.perf_counter()
-        if self._t_last is not None:
+        if self._t_last is not None and not dummy:
             self.log("train/tokens_per_s", float(batch["attention_mask"].sum()) / max(now - self._t_last, 1e-9))
         self._t_last = now
+        step = torch.stack([total.detach().float(), units.float()])  # [2] this rank's loss sum and units
+        if self.trainer.world_size > 1:
+            step = self.trainer.strategy.reduce(step, reduce_op="sum")
+        if self._acc_scale is None:
+            self._acc_scale = max(float(step[1]), 1.0)
+        self._acc_units += float(units)
         bs = batch["input_ids"].shape[0]
-        loss = self._global_token_mean(loss, n_tokens)
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs, sync_dist=self.trainer.world_size > 1)
-        self.log("train/label_tokens", float(n_tokens), batch_size=bs)
+        self.log("train/loss", step[0] / step[1].clamp(min=1.0), prog_bar=True, batch_size=bs)  # already global
+        self.log("train/label_tokens", float(counts.sum()) * (not dummy), batch_size=bs)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
-        return loss
+        return total / self._acc_scale
 
-    def _global_token_mean(self, loss: torch.Tensor, n_tokens: int) -> torch.Tensor:
-        """Rescale a rank's token-mean loss so the gradient is the token mean over the *global* batch.
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Make the accumulated gradient the mean over the global batch's units (tokens or samples).
 
-        DDP and FSDP average gradients over ranks: with a plain per-rank mean, ranks with few label tokens would
-        weigh as much as ranks with many, and results would change with the number of processes. Scaling by
-        ``n_rank * world / n_global`` makes the averaged gradient that of one process on the whole batch (tensor-
-        parallel ranks see the same tokens, so ``world / n_global`` is still ``dp / n_dp``). The mean of the
-        scaled values over ranks (what ``sync_dist`` logs) is the global token-mean loss.
+        After Lightning's ``1/accumulate_grad_batches`` and the data-parallel average, the gradient is
+        ``sum_r sum_m grad(loss_sum) / (c · A · W)``; multiplying by ``c · A · W / N`` (``N`` the units over all
+        micro-batches and ranks) gives the global mean. Micro-steps of 400 and 4,000 tokens at mean losses 1.0 and
+        2.0 weigh 1.909, not 1.5.
         """
-        world = self.trainer.world_size
-        if world == 1:
-            return loss
-        n_all = self.trainer.strategy.reduce(torch.tensor(float(n_tokens), device=self.device), reduce_op="sum")
-        return loss * (n_tokens * world / n_all.clamp_min(1.0))
+        units = torch.tensor(self._acc_units, device=self.device)
+        if self.trainer.world_size > 1:
+            units = self.trainer.strategy.reduce(units, reduce_op="sum")
+        scale, self._acc_units, self._acc_scale = self._acc_scale, 0.0, None
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if float(units) == 0 or scale is None:  # nothing back-propagated (skipped steps): no update
+            optimizer.zero_grad(set_to_none=True)
+            return
+        factor = scale * self.trainer.accumulate_grad_batches * self.trainer.world_size / float(units)
+        for g in grads:
+            g.mul_(factor)
+        self.log("train/grad_norm", self.grad_norm())
 
     def _nonfinite(self, loss: torch.Tensor) -> None:
         self.nonfinite_steps += 1
@@ -133,13 +186,32 @@ class SFTModule(PolicyModule):
         )
         return None
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.log("train/grad_norm", self.grad_norm())
-
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if not batch.get("batch_size"):
+        batch, dummy = self.collective_batch(batch, "val")  # an empty rank replays a batch, results discarded
+        if batch is None:
             return
         if "labels" in batch:
-            loss, _ = assistant_token_loss(self.model, batch)
-            self.log("val/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
-        self.maybe_score_generation(batch, batch_idx)
+            with torch.no_grad():
+                sums, counts = label_token_losses(self.model, batch)
+            total, units = loss_terms(sums, counts, self.loss_aggregation)
+            if not dummy:
+                self._val_loss += torch.stack([total.float(), units.float()]).to(self._val_loss.device)
+        if not dummy:
+            self.maybe_score_generation(batch, batch_idx)
+            return
+        kept, self._val_scores = self._val_scores, {}
+        self.maybe_score_generation(batch, batch_idx)  # the same generation forwards as the other ranks
+        self._val_scores = kept
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._val_loss = torch.zeros(2, device=self.device)  # loss sum, units
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/loss``: the mean over the whole validation set's label tokens (or samples), on every rank."""
+        total = self._val_loss
+        if self.trainer.world_size > 1:
+            total = self.trainer.strategy.reduce(total, reduce_op="sum")
+        if float(total[1]) > 0:
+            self.log("val/loss", total[0] / total[1], prog_bar=True, sync_dist=False, rank_zero_only=False)
+        super().on_validation_epoch_end()

@@ -88,8 +88,10 @@ class RewardComposition:
             the sample id. ``"zero"``: the failing batch of that reward scores 0.0 and a warning with the running
             count of failures is issued (:attr:`error_counts`).
 
-    ``None`` and NaN components are left out of a sample's total (a sample where nothing applies totals 0.0, as
-    TRL's ``nansum``).
+    ``None`` and NaN components are left out of a sample's total; a sample to which no component applies totals
+    NaN (TRL's semantics: it stays out of its group's statistics and gets advantage 0). An infinite value is an
+    error naming the reward and the sample (under ``on_error="zero"``: counted, warned and scored 0.0, like a
+    reward that raised).
     """
 
     def __init__(
@@ -121,7 +123,7 @@ class RewardComposition:
         total = []
         for i in range(n):
             parts = [self.weights[name] * float(vals[i]) for name, vals in components.items() if _usable(vals[i])]
-            total.append(sum(parts))
+            total.append(sum(parts) if parts else math.nan)
         return RewardOutput(total, components)
 
     def _run(self, name: str, fn: RewardFn, completions: list[str], columns: dict[str, Any], n: int) -> list:
@@ -129,7 +131,7 @@ class RewardComposition:
             values = list(fn(completions, **columns))
             if len(values) != n:
                 raise ValueError(f"returned {len(values)} values for {n} completions")
-            return [None if v is None else float(v) for v in values]
+            values = [None if v is None else float(v) for v in values]
         except Exception as err:
             ids = columns.get("id")
             sample = _failing_sample(fn, completions, columns, n) if self.on_error == "raise" else None
@@ -144,6 +146,28 @@ class RewardComposition:
                 stacklevel=2,
             )
             return [0.0] * n
+        return self._check_finite(name, values, columns)
+
+    def _check_finite(self, name: str, values: list[float | None], columns: dict[str, Any]) -> list[float | None]:
+        """Refuse ±inf (it would reach the loss as NaN); under ``on_error="zero"`` count it and score 0.0."""
+        bad = [i for i, v in enumerate(values) if v is not None and math.isinf(v)]
+        if not bad:
+            return values
+        ids = columns.get("id")
+        where = ", ".join(f"sample id {ids[i]!r}" if ids is not None else f"sample {i}" for i in bad)
+        if self.on_error == "raise":
+            raise RuntimeError(
+                f"reward {name!r} returned {values[bad[0]]} on {where}: rewards must be finite (None means "
+                "'does not apply'). Fix the reward, or set on_error: zero to score such samples 0.0."
+            )
+        self.error_counts[name] += len(bad)
+        warnings.warn(
+            f"reward {name!r} returned a non-finite value on {where}; scored 0.0 "
+            f"(failure {self.error_counts[name]} of this reward)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return [0.0 if i in bad else v for i, v in enumerate(values)]
 
 
 def _failing_sample(fn: RewardFn, completions: list[str], columns: dict[str, Any], n: int) -> int | None:

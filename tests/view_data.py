@@ -18,6 +18,8 @@ from lit_videor2.modules.evaluation import ROW_COLUMNS
 
 #: The demo's frame settings (configs/demo/*.yaml).
 DEMO_SAMPLING = FrameSampling(fps=1.0, min_frames=2, max_frames=8, min_pixels=3136, max_pixels=3136)
+#: Benchmark names of the rows (alternating), as in configs/demo/eval.yaml.
+BENCHMARKS = (("synthetic-1fps", "generic"), ("synthetic-2fps", "reasoning"))
 SCRIPT = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
@@ -57,7 +59,8 @@ def make_view_inputs(out: Path, num: int = 4) -> dict[str, Path]:
         rows = []
         for i, rec in enumerate(val):
             cols = rec.columns()
-            cols.update(benchmark="synthetic-1fps", group="generic", frame_times=_frame_times(rec, data))
+            bench, group = BENCHMARKS[i % 2]
+            cols.update(benchmark=bench, group=group, frame_times=_frame_times(rec, data))
             row: dict[str, Any] = {k: cols.get(k) for k in ROW_COLUMNS}
             kinds = _completions(rec)
             row.update(completion=kinds[(i + shift) % len(kinds)], num_tokens=40 + i)
@@ -103,5 +106,7 @@ def _write_config(path: Path, data: Path, *, benchmarks: bool) -> None:
         f"  sampling: {sampling}",
     ]
     if benchmarks:
-        lines += ["  benchmarks:", "  - name: synthetic-1fps", f"    file: {data / 'val.json'}", "    group: generic"]
+        lines.append("  benchmarks:")
+        for name, group in BENCHMARKS:
+            lines += [f"  - name: {name}", f"    file: {data / 'val.json'}", f"    group: {group}"]
     path.write_text("\n".join(lines) + "\n")

@@ -21,10 +21,10 @@ checkpoints were trained with. transformers 5.24's ``get_rope_index`` instead ad
 ``docs/departures.md``. Qwen3-VL (a timestamp token per frame, every frame its own block) is not covered here:
 its model's own ``get_rope_index`` is used (:func:`lit_videor2.models.vision.rope_positions`).
 
-One detail differs from transformers 4.50/4.51 on purpose: those versions cast ``second_per_grid_t`` to an integer
-before multiplying (0.5 s per grid gives every frame time 0; 7.5 s gives 7 s). The original Qwen code, later
-transformers releases and this function floor only the product. Both agree for whole seconds per grid (the
-reference recipe's 1 s and 2 s).
+The time axis is computed as transformers 4.51.3 does: ``(i * second_per_grid_t) * tokens_per_second`` in float,
+floored once (so 0.5 s per grid at 2 tokens per second steps by 1, 7.5 s by 15). Two conventions are transformers
+5.x's rather than 4.51's, and neither changes a real token's position: padding gets position 0 (4.51: 1), and the
+rope deltas count real tokens only (4.51 subtracted the padded length).
 """
 
 from __future__ import annotations
@@ -133,7 +133,12 @@ def mrope_positions(
 class _Blocks:
     """The grids of a batch's images and videos, handed out in order of appearance (checked against the tokens)."""
 
-    def __init__(self, image_grid_thw, video_grid_thw, second_per_grid_ts) -> None:
+    def __init__(
+        self,
+        image_grid_thw: torch.Tensor | None,
+        video_grid_thw: torch.Tensor | None,
+        second_per_grid_ts: torch.Tensor | None,
+    ) -> None:
         self.grids = {IMAGE: image_grid_thw, VIDEO: video_grid_thw}
         self.seconds = second_per_grid_ts
         self.used = {IMAGE: 0, VIDEO: 0}

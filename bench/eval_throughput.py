@@ -36,7 +36,7 @@ from lit_videor2.models.hub import load_processor  # noqa: E402
 from lit_videor2.models.policy import PolicySpec, load_policy  # noqa: E402
 from lit_videor2.models.tiny import build_tiny_model  # noqa: E402
 from lit_videor2.modules.evaluation import ROW_COLUMNS  # noqa: E402
-from lit_videor2.modules.generation import generate_completions  # noqa: E402
+from lit_videor2.modules.generation import GenerationSettings, generate_completions  # noqa: E402
 
 SAMPLING = FrameSampling(fps=1.0, min_frames=2, max_frames=8, min_pixels=56 * 56, max_pixels=56 * 56)
 
@@ -59,7 +59,7 @@ def evaluate(model, tokenizer, judge, prepared: list[dict], max_new_tokens: int)
     """Generate and judge every batch; returns the number of samples."""
     n = 0
     for batch in prepared:
-        texts, _ = generate_completions(model, tokenizer, batch, max_new_tokens=max_new_tokens)
+        texts = generate_completions(model, tokenizer, batch, GenerationSettings(max_new_tokens=max_new_tokens)).texts
         cols = batch["columns"]
         rows = [
             {**{k: cols.get(k, [None] * len(texts))[i] for k in ROW_COLUMNS}, "completion": t}

@@ -240,3 +240,19 @@ def test_shipped_grpo_recipe_sets_the_reference_aggregation():
     args = cfg["model"]["init_args"]
     assert args["loss_type"] == "grpo" and args["rollout"]["group_size"] == 8
     assert cfg["data"]["batch_size"] == 1 and args["accumulate_steps"] == 1
+
+
+# -- evaluation shards -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_eval_shards_are_even_and_padding_is_named_once(world):
+    """Every rank gets the same number of samples (the same number of test batches, so the same forwards); the
+    repeated ones are named so each sample is written once, by the rank holding its real occurrence."""
+    from lit_videor2.data.sampler import ResumableSampler
+
+    data = list(range(7))
+    shards = [ResumableSampler(data, num_replicas=world, rank=r, shuffle=False) for r in range(world)]
+    assert len({len(list(s)) for s in shards}) == 1
+    written = [i for s in shards for i in list(s) if i not in s.padding_indices()]
+    assert sorted(written) == data  # each sample exactly once

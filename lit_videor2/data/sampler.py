@@ -42,6 +42,17 @@ class ResumableSampler(DistributedSampler):
             self._resume_epoch = None  # only the first pass over the resumed epoch is shortened
         return iter(indices[skip:])
 
+    def padding_indices(self) -> list[int]:
+        """Dataset indices this rank receives only to even out the shards (``drop_last=False`` repeats the first
+        indices of the epoch's order); empty when the dataset divides evenly. Evaluation writes them once, on the
+        rank that holds their real occurrence."""
+        if self.drop_last:
+            return []
+        order = list(super().__iter__())  # this rank's slice of the padded order, rank::num_replicas
+        n = len(self.dataset)
+        positions = range(self.rank, self.total_size, self.num_replicas)
+        return [idx for pos, idx in zip(positions, order) if pos >= n]
+
     def __len__(self) -> int:
         # The full epoch length, also while resuming: Lightning reads the number of batches per epoch once, and
         # a shortened length would shorten every later epoch too. Like a stateful loader, the resumed epoch's

@@ -119,21 +119,41 @@ class EvalModule(PolicyModule):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         append_skipped(self.predictions, self.global_rank, batch.get("skipped", ()))  # counted in the tables
-        if "prompt_input_ids" not in batch:  # every sample of the batch was skipped (on_error='skip')
+        # Every rank runs the same generation forwards (FSDP): a rank whose samples were all skipped replays its
+        # last batch and discards the output; the samplers give every rank the same number of batches.
+        batch, dummy = self.collective_batch(batch, "test")
+        if batch is None:
             return
         texts, _, lengths = generate_completions(
             self.model, self.tokenizer, batch, self.generation, synced=self.trainer.world_size > 1
         )
-        self.num_generated += len(texts)
+        if dummy:
+            return
         cols = batch["columns"]
+        padding = self._padding_ids(dataloader_idx)
         rows = []
         for i, text in enumerate(texts):
+            if cols["id"][i] in padding:  # a duplicate that evens out the ranks' shards: written by another rank
+                continue
+            self.num_generated += 1
             row = {k: cols[k][i] if k in cols else None for k in ROW_COLUMNS}
             row["benchmark"] = row["benchmark"] or "test"
             row.update(completion=text, num_tokens=lengths[i])
             rows.append(row)
         judge_rows(rows, self._judge(), temporal=self.temporal)
         write_predictions(part_file(self.predictions, self.global_rank), rows, append=True)
+
+    def _padding_ids(self, dataloader_idx: int) -> set[str]:
+        """Ids this rank sees only as padding of its shard (``DistributedSampler`` repeats the first samples so
+        every rank gets as many); their real occurrence is on another rank."""
+        cache = self.__dict__.setdefault("_padding", {})
+        if dataloader_idx not in cache:
+            loaders = self.trainer.test_dataloaders
+            loader = loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders
+            sampler, dataset = getattr(loader, "sampler", None), getattr(loader, "dataset", None)
+            indices = sampler.padding_indices() if hasattr(sampler, "padding_indices") else []
+            cache[dataloader_idx] = {dataset.records[i].id for i in indices}
+        return cache[dataloader_idx]
 
     # -- tables ----------------------------------------------------------------------------------------------
 

@@ -56,6 +56,27 @@ def _check_indices(path: str, indices: list[int], total: int) -> None:
         raise VideoDecodeError(f"{path}: frame indices {indices[0]}..{indices[-1]} out of range for {total} frames")
 
 
+#: Largest gap (seconds) between a frame's real time and ``index / fps`` before a video counts as variable-rate.
+VFR_TOLERANCE_S = 0.5
+
+
+def check_constant_rate(path: str, indices: list[int], times: list[float], fps: float, first: float = 0.0) -> None:
+    """Raise :class:`VideoDecodeError` when the real times of the sampled frames are not ``index / fps``.
+
+    Frame times downstream (``second_per_grid_ts``, timestamps in prompts, TAR) are ``index / fps``; a variable
+    frame rate video would get wrong times silently, so it fails clearly instead (tolerance: the larger of
+    :data:`VFR_TOLERANCE_S` and 1.5 frame intervals).
+    """
+    tol = max(VFR_TOLERANCE_S, 1.5 / fps)
+    for idx, t in zip(indices, times):
+        if abs((t - first) - idx / fps) > tol:
+            raise VideoDecodeError(
+                f"{path}: variable frame rate: frame {idx} is at {t - first:.2f} s but {idx} / {fps:g} fps = "
+                f"{idx / fps:.2f} s, so frame times would be wrong; re-encode at a constant rate "
+                f"(e.g. ffmpeg -i IN -vf fps={max(1, round(fps))} OUT)"
+            )
+
+
 def decode_decord(path: str, index_fn: IndexFn) -> DecodedVideo:
     """Decode with decord (fast random access)."""
     import decord
@@ -66,6 +87,8 @@ def decode_decord(path: str, index_fn: IndexFn) -> DecodedVideo:
         raise VideoDecodeError(f"{path}: decord reports {total} frames at {fps} fps")
     indices = index_fn(total, fps)
     _check_indices(path, indices, total)
+    stamps = vr.get_frame_timestamp([0, *indices])[:, 0]  # start time (s) of each frame
+    check_constant_rate(path, list(indices), [float(t) for t in stamps[1:]], fps, float(stamps[0]))
     frames = vr.get_batch(indices).asnumpy()
     return DecodedVideo(frames, list(indices), fps, total, "decord")
 
@@ -93,10 +116,15 @@ def decode_pyav(path: str, index_fn: IndexFn) -> DecodedVideo:
         _check_indices(path, indices, total)
         wanted = {idx: pos for pos, idx in enumerate(indices)}
         out: list[np.ndarray | None] = [None] * len(indices)
+        times: list[float] = [0.0] * len(indices)
+        first: float | None = None
         last = max(indices)
         for i, frame in enumerate(container.decode(stream)):
+            if first is None:
+                first = float(frame.time or 0.0)
             if i in wanted:
                 out[wanted[i]] = frame.to_ndarray(format="rgb24")
+                times[wanted[i]] = float(frame.time if frame.time is not None else i / fps)
             if i >= last:
                 break
     missing = [indices[p] for p, f in enumerate(out) if f is None]
@@ -104,6 +132,7 @@ def decode_pyav(path: str, index_fn: IndexFn) -> DecodedVideo:
         # The header over-reported the frame count. Repeating a decoded frame would misstate its time,
         # so report the file instead.
         raise VideoDecodeError(f"{path}: PyAV could not decode frames {missing[:5]} (header claims {total})")
+    check_constant_rate(path, list(indices), times, fps, first or 0.0)
     return DecodedVideo(np.stack(out), list(indices), fps, total, "pyav")
 
 

@@ -405,3 +405,69 @@ def test_test_stage_positions_settings_logged(tmp_path, tiny_models, synth_dir):
             torch.testing.assert_close(step, ref[..., -1:] + j + 1, rtol=0, atol=0)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["generation"] == settings.as_dict()
+
+
+@pytest.mark.slow
+def test_validation_generation_positions_and_settings(tmp_path, tiny_models, synth_dir):
+    """SFT validation: the loss forward and the generation (the engine of `test`) follow the original rule; the
+    explicit settings are the module's hyper-parameters."""
+    import functools
+
+    import lightning as L
+
+    from lit_videor2.data.datamodule import VideoDataModule
+    from lit_videor2.models.policy import PolicySpec
+    from lit_videor2.modules.base import GenerationEval
+    from lit_videor2.modules.sft import SFTModule
+    from tests.fixtures import SMALL
+
+    folder = tiny_models("qwen2_5_vl")
+    settings = GenerationEval(max_new_tokens=3, max_batches=1)
+    module = SFTModule(
+        policy=PolicySpec(path=str(folder), attn_implementation="sdpa"),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.0),
+        generation_eval=settings,
+    )
+    assert module.hparams["generation_eval"] == settings
+    module.configure_model()
+    seen = LanguageModelPositions(module.model)
+    val_batches = []
+
+    class OnlyValidation(L.Callback):
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            seen.calls.clear()
+            val_batches.append(batch)
+
+    dm = VideoDataModule(
+        processor=str(folder),
+        train_file=str(synth_dir / "train.json"),
+        val_file=str(synth_dir / "val.json"),
+        batch_size=2,
+        sampling=SMALL,
+        num_workers=0,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        val_check_interval=1,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[OnlyValidation()],
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(module, datamodule=dm)
+    assert len(val_batches) == 1 and "val/format" in trainer.callback_metrics
+    b = val_batches[0]
+    full = _reference_for(
+        module.model, b["input_ids"], b["attention_mask"], b["video_grid_thw"], b["second_per_grid_ts"]
+    )
+    torch.testing.assert_close(seen.calls[0], full, rtol=0, atol=0)  # val/loss forward
+    mask = b["prompt_attention_mask"]
+    prompt = _reference_for(module.model, b["prompt_input_ids"], mask, b["video_grid_thw"], b["second_per_grid_ts"])
+    torch.testing.assert_close(seen.calls[1] * mask, prompt, rtol=0, atol=0)  # generation prefill
+    for j, step in enumerate(seen.calls[2:]):
+        torch.testing.assert_close(step, prompt[..., -1:] + j + 1, rtol=0, atol=0)

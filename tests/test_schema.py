@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from lit_videor2.data.records import VideoRecord
-from lit_videor2.data.schema import RecordError, bare_answer, load_records, parse_record
+from lit_videor2.data.schema import RecordError, load_records, parse_record
 
 QUESTION = "Which shape appears first?\nOptions:\nA. a red circle\nB. a blue square"
 THINK = "<think>At 00:03 a red circle appears. At 00:05 a blue square appears.</think>"
@@ -77,9 +77,10 @@ def test_problem_type_aliases(alias, canonical):
     assert parse_record({**VIDEO_R2, "problem_type": alias}, "w", "d").problem_type == canonical
 
 
-def test_bare_answer_keeps_untagged_truth():
-    assert bare_answer("<answer> B </answer>") == "B"
-    assert bare_answer("3.5") == "3.5"  # the reference would turn this into ""
+def test_untagged_solution_is_kept_as_the_answer():
+    raw = {**VIDEO_R1, "solution": " 3.5 "}  # the reference would turn this into ""
+    assert parse_record(raw, "w", "d").answer == "3.5"
+    assert parse_record({**VIDEO_R1, "solution": "<answer> B </answer>"}, "w", "d").answer == "B"
 
 
 @pytest.mark.parametrize("jsonl", [False, True])

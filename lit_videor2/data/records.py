@@ -26,9 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Canonical problem-type names (Video-R1 spelling).
-PROBLEM_TYPES = ("multiple choice", "numerical", "regression", "OCR", "free-form")
-
 #: Instruction appended to every question (METHOD.md, "Data").
 REASONING_INSTRUCTION = (
     "Please think about this question as if you were a human pondering deeply. "
@@ -50,7 +47,7 @@ class VideoRecord:
     answer: str
     """Ground-truth answer, bare (no ``<answer>`` tags)."""
     problem_type: str | None = None
-    """One of :data:`PROBLEM_TYPES`, or None when the source has none (rewards then infer it)."""
+    """One of :data:`lit_videor2.problem_types.PROBLEM_TYPES`, or None when the source has none (rewards then infer it)."""
     options: list[str] = field(default_factory=list)
     """Answer options as shown (``"A. red"``), empty for open questions."""
     solution: str | None = None

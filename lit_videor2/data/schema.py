@@ -34,25 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lit_videor2.data.records import PROBLEM_TYPES, VideoRecord
+from lit_videor2.data.records import VideoRecord
 from lit_videor2.errors import UserError
+from lit_videor2.problem_types import UnknownProblemTypeError, canonical_problem_type
+from lit_videor2.text import strip_answer_tags
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _OPTION_LINE_RE = re.compile(r"^\s*\(?([A-Z])[.)]\s+\S")
-_PROBLEM_TYPE_ALIASES = {t.lower(): t for t in PROBLEM_TYPES} | {
-    "mcq": "multiple choice",
-    "multiple-choice": "multiple choice",
-    "multiple_choice": "multiple choice",
-    "numeric": "numerical",
-    "free_form": "free-form",
-    "freeform": "free-form",
-    "open-ended": "free-form",
-    "ocr": "OCR",
-}
 
 
 class RecordError(UserError, ValueError):
@@ -71,19 +62,12 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def bare_answer(text: str) -> str:
-    """The content of the last ``<answer>`` block, or the text itself when it has no tags (METHOD.md fix)."""
-    found = _ANSWER_RE.findall(text)
-    return (found[-1] if found else text).strip()
-
-
 def normalise_problem_type(value: Any, where: str) -> str | None:
-    if value is None or value == "":
-        return None
-    key = str(value).strip().lower()
-    if key not in _PROBLEM_TYPE_ALIASES:
-        raise RecordError(f"{where}: unknown problem_type {value!r}; expected one of {list(PROBLEM_TYPES)}")
-    return _PROBLEM_TYPE_ALIASES[key]
+    """The canonical problem type of a record (:mod:`lit_videor2.problem_types`); a bad one names the record."""
+    try:
+        return canonical_problem_type(value)
+    except UnknownProblemTypeError as err:
+        raise RecordError(f"{where}: {err}") from None
 
 
 def options_from_question(question: str) -> list[str]:
@@ -176,7 +160,7 @@ def _from_video_r2(raw: dict, where: str, default_id: str) -> VideoRecord:
     if answer is None:
         if solution is None:
             raise RecordError(f"{where}: no answer: neither an 'answer' field nor a gpt turn with <answer>")
-        answer = bare_answer(solution)
+        answer = strip_answer_tags(solution)
     answer = _text(answer, "answer", where, allow_number=True)
     tg = _grounding(raw, where)
     options = _options(raw.get("options"), where) or options_from_question(question)
@@ -185,7 +169,7 @@ def _from_video_r2(raw: dict, where: str, default_id: str) -> VideoRecord:
         id=str(raw.get("id", default_id)),
         video=_text(video, "video", where),
         question=question,
-        answer=bare_answer(answer),
+        answer=strip_answer_tags(answer),
         problem_type=normalise_problem_type(raw.get("problem_type"), where),
         options=[str(o) for o in options],
         solution=solution,
@@ -230,7 +214,7 @@ def _from_video_r1(raw: dict, where: str, default_id: str) -> VideoRecord:
         id=str(raw.get("problem_id", raw.get("id", default_id))),
         video=str(video),
         question=question,
-        answer=bare_answer(solution),
+        answer=strip_answer_tags(solution),
         problem_type=normalise_problem_type(raw.get("problem_type"), where),
         options=options,
         solution=sft_target,

@@ -22,15 +22,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from lit_videor2.problem_types import is_multiple_choice
+
 __all__ = ["Judge", "is_multiple_choice"]
 
 Options = Sequence[Sequence[str] | None] | None
 """One option list (or None) per completion."""
-
-
-def is_multiple_choice(options: Sequence[str] | None, problem_type: str | None) -> bool:
-    """Whether a sample is multiple choice: it has options, or its ``problem_type`` says so."""
-    return bool(options) or (problem_type or "").strip().lower().replace("_", " ") in ("multiple choice", "mcq")
 
 
 def _rows(values: Sequence | None, n: int) -> list:

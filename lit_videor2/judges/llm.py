@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lit_videor2.judges.base import Judge, Options, _rows, is_multiple_choice
+from lit_videor2.judges.base import Judge, Options, _rows
 from lit_videor2.judges.prompts import (
     ChatRequest,
     answer_request,
@@ -28,6 +28,7 @@ from lit_videor2.judges.prompts import (
     parse_open_answer,
     parse_score,
 )
+from lit_videor2.problem_types import is_multiple_choice
 from lit_videor2.text import extract_answer, extract_think
 
 __all__ = ["LLMJudge"]

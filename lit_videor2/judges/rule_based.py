@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from lit_videor2.judges.base import Judge, Options, _rows, is_multiple_choice
+from lit_videor2.judges.base import Judge, Options, _rows
+from lit_videor2.problem_types import NUMERICAL, REGRESSION, is_multiple_choice, lookup_problem_type
 from lit_videor2.text import (
     concluded_option,
     concluded_value,
@@ -103,8 +104,8 @@ class RuleBasedJudge(Judge):
             letter = resolve_option_letter(answer, options or ())
             return letter is not None and concluded_option(think, options or ()) == letter
         concluded = concluded_value(think)
-        kind = (problem_type or "").lower()
-        if kind in ("numerical", "regression") or (not kind and re.fullmatch(r"[-+\d.,\s]+", answer)):
+        kind = lookup_problem_type(problem_type)
+        if kind in (NUMERICAL, REGRESSION) or (not kind and re.fullmatch(r"[-+\d.,\s]+", answer)):
             return _numbers_agree(concluded, think, answer)
         target = normalize_text(answer)
         return bool(target) and target in normalize_text(concluded if concluded else think)

@@ -25,7 +25,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from lit_videor2.judges import Judge, RuleBasedJudge, is_multiple_choice
+from lit_videor2.judges import Judge, RuleBasedJudge
+from lit_videor2.problem_types import REGRESSION, is_multiple_choice, lookup_problem_type
 from lit_videor2.text import parse_number, resolve_option_letter, strip_answer_tags
 
 __all__ = [
@@ -67,7 +68,7 @@ def answer_matches(
     if y is not None and y_hat is not None:
         if round(y, 2) == round(y_hat, 2):
             return True
-        return (problem_type or "").lower() == "regression" and abs(y_hat - y) <= rel_tol * abs(y)
+        return lookup_problem_type(problem_type) == REGRESSION and abs(y_hat - y) <= rel_tol * abs(y)
     return " ".join(str(pred).lower().split()) == " ".join(truth.lower().split())
 
 

@@ -34,6 +34,14 @@ from typing import Any
 
 from torchmetrics.functional.text import rouge_score, word_error_rate
 
+from lit_videor2.problem_types import (
+    FREE_FORM,
+    MULTIPLE_CHOICE,
+    NUMERICAL,
+    OCR,
+    REGRESSION,
+    canonical_problem_type,
+)
 from lit_videor2.rewards.base import Reward
 from lit_videor2.text import (
     extract_answer,
@@ -45,33 +53,8 @@ from lit_videor2.text import (
 
 __all__ = ["AccuracyReward", "accuracy_score", "canonical_problem_type", "infer_problem_type"]
 
-_TYPE_ALIASES = {
-    "multiple choice": "multiple choice",
-    "multiple_choice": "multiple choice",
-    "multiple-choice": "multiple choice",
-    "mcq": "multiple choice",
-    "mc": "multiple choice",
-    "numerical": "numerical",
-    "numeric": "numerical",
-    "regression": "regression",
-    "ocr": "OCR",
-    "free-form": "free-form",
-    "free_form": "free-form",
-    "free form": "free-form",
-    "open": "free-form",
-}
 _NUMBER_FULL_RE = re.compile(r"[-+]?\d{1,3}(?:,\d{3})*(?:\.\d+)?|[-+]?\d+(?:\.\d+)?")
 _OCR_RE = re.compile(r"[A-Za-z0-9\s\-:]+")
-
-
-def canonical_problem_type(problem_type: str | None) -> str | None:
-    """The canonical spelling (``lit_videor2.data.records.PROBLEM_TYPES``) of a problem type, None for None."""
-    if problem_type is None or str(problem_type).strip() == "":
-        return None
-    key = str(problem_type).strip().lower()
-    if key not in _TYPE_ALIASES:
-        raise ValueError(f"unknown problem_type {problem_type!r}; use one of {sorted(set(_TYPE_ALIASES.values()))}")
-    return _TYPE_ALIASES[key]
 
 
 def infer_problem_type(answer: str, options: Sequence[str] = ()) -> str:
@@ -83,12 +66,12 @@ def infer_problem_type(answer: str, options: Sequence[str] = ()) -> str:
     """
     ans = strip_answer_tags(answer)
     if options or parse_option_letter(ans) is not None:
-        return "multiple choice"
+        return MULTIPLE_CHOICE
     if _NUMBER_FULL_RE.fullmatch(ans):
-        return "regression" if "." in ans and len(ans.split(".")[-1]) > 3 else "numerical"
+        return REGRESSION if "." in ans and len(ans.split(".")[-1]) > 3 else NUMERICAL
     if len(ans.split()) <= 5 and _OCR_RE.fullmatch(ans):
-        return "OCR"
-    return "free-form"
+        return OCR
+    return FREE_FORM
 
 
 def _multiple_choice(pred: str, truth: str, options: Sequence[str]) -> float:
@@ -141,13 +124,13 @@ def accuracy_score(completion: str, answer: str, problem_type: str | None = None
     truth = strip_answer_tags(answer)
     pred = extract_answer(completion or "") or ""
     kind = canonical_problem_type(problem_type) or infer_problem_type(truth, options)
-    if kind == "multiple choice":
+    if kind == MULTIPLE_CHOICE:
         return _multiple_choice(pred, truth, options)
-    if kind == "numerical":
+    if kind == NUMERICAL:
         return _numerical(pred, truth)
-    if kind == "regression":
+    if kind == REGRESSION:
         return _regression(pred, truth)
-    if kind == "OCR":
+    if kind == OCR:
         return _ocr(pred, truth)
     return _free_form(pred, truth)
 

@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lit_videor2.judges.base import is_multiple_choice
+from lit_videor2.problem_types import is_multiple_choice
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.rewards.temporal import alignment_score, match_claims, temporal_candidates
 from lit_videor2.text import (

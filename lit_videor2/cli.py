@@ -23,8 +23,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import _RICH_AVAILABLE
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.trainer import Trainer
 
+from lit_videor2.console import StepProgressBar, quiet_unactionable_warnings
 from lit_videor2.errors import UserError
 
 #: Project commands beside Lightning's: name -> ("module:function(argv)", one-line help).
@@ -53,7 +58,9 @@ class VideoR2CLI(LightningCLI):
     """LightningCLI for lit_videor2: any LightningModule (``model.class_path``) with the shared VideoDataModule.
 
     The saved ``config.yaml`` of a run is overwritten when a run is repeated in the same folder, so a second
-    ``fit`` does not fail on it.
+    ``fit`` does not fail on it. A logger given without ``save_dir`` writes under ``trainer.default_root_dir``
+    (so ``--trainer.default_root_dir`` moves the logs too), and the rich progress bar is
+    :class:`~lit_videor2.console.StepProgressBar`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -64,6 +71,32 @@ class VideoR2CLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse as LightningCLI does, but fill loggers' missing ``save_dir`` before the required-key check."""
+        if isinstance(args, (dict, Namespace)):
+            super().parse_arguments(parser, args)
+            return
+        if args is None:
+            args = sys.argv[1:]
+        cfg = parser.parse_args(args, _skip_validation=True)  # validated below, once save_dir is filled
+        subcommand = cfg.get("subcommand")
+        trainer = (cfg.get(subcommand) if subcommand else cfg).get("trainer")
+        if trainer is not None:
+            default_logger_save_dir(trainer)
+        try:
+            parser.validate(cfg)
+        except (TypeError, KeyError) as exc:
+            parser.error(str(exc), exc)
+        self.config = cfg
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        given = config.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        has_bar = any(isinstance(c, ProgressBar) for c in [*given, *callbacks])
+        if _RICH_AVAILABLE and config.get("enable_progress_bar") is not False and not has_bar:
+            callbacks = [*callbacks, StepProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def _prepare(self) -> None:
         from lit_videor2.demo import prepare_assets
@@ -81,6 +114,23 @@ class VideoR2CLI(LightningCLI):
 
     def before_predict(self) -> None:
         self._prepare()
+
+
+def default_logger_save_dir(trainer: Any) -> None:
+    """Give every logger of a parsed ``trainer`` config without ``save_dir`` the run folder, in place.
+
+    The run folder is ``trainer.default_root_dir`` (``"."`` when unset, as Lightning does), so the shipped
+    configs, which leave ``save_dir`` out, put their logs in ``<default_root_dir>/logs/version_N``.
+
+    Args:
+        trainer: the ``trainer`` namespace of a parsed LightningCLI config; its ``logger`` is a bool, one
+            ``class_path``/``init_args`` namespace, or a list of them.
+    """
+    loggers = trainer.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        init_args = logger.get("init_args") if hasattr(logger, "get") else None
+        if init_args is not None and "save_dir" in init_args and init_args.get("save_dir") is None:
+            init_args["save_dir"] = trainer.get("default_root_dir") or "."
 
 
 def _resolve(target: str) -> Callable[[list[str]], Any]:
@@ -138,6 +188,7 @@ def main(args: Sequence[str] | None = None, *, exit_on_error: bool = True) -> An
             "(`lit_videor2 --help`)"
         )
     kwargs = {} if exit_on_error else {"parser_kwargs": {"exit_on_error": False}}
+    quiet_unactionable_warnings()
     return VideoR2CLI(args=None if args is None else argv, **kwargs)
 
 

@@ -12,7 +12,7 @@ One step = generation of G completions + reference log-prob forward + policy log
     video but drops it from its loss forward, so the frames are fed as *images* instead: every other frame of the
     same clip, 16 images of 224x224 = the same 1,024 visual tokens and the same 4,096 vision patches per prompt.
 
-Usage: ``python bench/grpo_step.py [--steps 5] [--threads 2] [--no-trl]``. Other jobs on the same CPU cores slow
+Usage: ``python bench/grpo_step.py [--steps 5] [--threads 2] [--no-trl] [--checkpointing] [--hidden 256 --layers 4]``. Other jobs on the same CPU cores slow
 everything down: steps of (a) and (b) are interleaved and medians are reported.
 """
 
@@ -56,12 +56,16 @@ def make_prompt(processor, frames: torch.Tensor, fps: float) -> PromptBatch:
     return PromptBatch.from_collated(VideoCollator(processor, "prompt")([sample]))
 
 
-def load_policy_and_reference(model_dir: Path):
+def load_policy_and_reference(model_dir: Path, checkpointing: bool = False):
     from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from lit_videor2.models.checkpointing import enable_activation_checkpointing
 
     policy = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir).train()
     policy.model.visual.requires_grad_(False)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    if checkpointing:  # the project's per-layer wrapper (what PolicySpec(gradient_checkpointing=True) applies)
+        enable_activation_checkpointing(policy)
     return policy, reference
 
 
@@ -100,7 +104,7 @@ def run_lit(model_dir: Path, processor, args) -> dict[str, dict[str, float]]:
     prompt = make_prompt(processor, make_frames(args.frames, args.size), args.fps)
     n_video = int(prompt.video_grid_thw.prod(-1).item()) // 4
     print(f"prompt: {prompt.length} tokens, {n_video} video tokens, grid {prompt.video_grid_thw.tolist()[0]}")
-    policy, reference = load_policy_and_reference(model_dir)
+    policy, reference = load_policy_and_reference(model_dir, args.checkpointing)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
     eos = stop_token_ids(processor.tokenizer)
     times: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
@@ -181,6 +185,7 @@ def run_trl(model_dir: Path, processor, args) -> tuple[float | None, str]:
             save_strategy="no",
             use_cpu=True,
             bf16=False,
+            gradient_checkpointing=args.checkpointing,
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
@@ -214,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model-dir", type=Path, default=None, help="existing tiny qwen2_5_vl folder (default: build one)")
     p.add_argument("--no-trl", action="store_true")
+    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing on (lit_videor2 and TRL)")
+    p.add_argument("--hidden", type=int, default=64, help="LLM width of the tiny model (>= 256: language-dominant)")
+    p.add_argument("--layers", type=int, default=2, help="LLM decoder layers of the tiny model")
     return p
 
 
@@ -227,6 +235,7 @@ def _print_table(lit: dict[str, dict[str, float]], trl_step: float | None, trl_n
         print(f"{'(c) TRL GRPOTrainer':<44} {'':>9} {'':>10} {'':>8} {trl_step:>8.3f}   ({trl_note})")
     else:
         print(f"TRL: {trl_note}")
+    print(f"\npolicy update (a)/(b) = {lit['a']['policy'] / lit['b']['policy']:.3f}")
     a, b = lit["a"]["step"], lit["b"]["step"]
     print(f"\n(a)/(b) = {a / b:.3f}  ->  group sharing is {b / a:.2f}x faster than per-completion encoding")
     if trl_step is not None:
@@ -241,10 +250,15 @@ def main(argv: list[str] | None = None) -> None:
     from lit_videor2.models.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model_dir or build_tiny_model("qwen2_5_vl", Path(tmp) / "tiny", seed=0)
+        model_dir = args.model_dir or build_tiny_model(
+            "qwen2_5_vl", Path(tmp) / "tiny", seed=0, hidden_size=args.hidden, layers=args.layers
+        )
         processor = load_processor(str(model_dir))
         print(f"torch {torch.__version__}, {args.threads} threads; tiny qwen2_5_vl at {model_dir}")
         print(f"G={args.group_size}, {args.new_tokens} new tokens, {args.frames} frames {args.size}x{args.size}")
+        print(
+            f"LLM hidden {args.hidden}, {args.layers} layers; activation checkpointing {'on' if args.checkpointing else 'off'}"
+        )
         lit = run_lit(model_dir, processor, args)
         trl_step, trl_note = (None, "not run (--no-trl)") if args.no_trl else run_trl(model_dir, processor, args)
     print(f"\nseconds per GRPO step, median of {args.steps} (after {args.warmup} warm-up)")

@@ -1,8 +1,8 @@
 """``lit_videor2 report``: a Markdown table and PNG charts from one or more predictions files.
 
 The summary table has one row per run (Generic / Reasoning / Overall accuracy, TAC and VAS overall; unweighted
-means over benchmarks); ``--compare paper`` puts the paper's published rows (METHOD.md) above the user's. The
-paper's "TAC" is shown in the conditional-consistency column (the aggregate it fits; unconfirmed), and the paper
+means over benchmarks); ``--compare paper`` puts the paper's published rows
+(``docs/method.md#benchmarks-and-published-figures``) above the user's. The paper's "TAC" is shown in the conditional-consistency column (the aggregate it fits; unconfirmed), and the paper
 publishes only averages, so its bars appear in the group columns of the charts. Per-benchmark tables follow.
 
 Charts (matplotlib, Agg backend): ``accuracy.png``, ``tac.png`` (conditional consistency), ``vas.png`` — grouped

@@ -6,8 +6,9 @@ mirrors it can never disagree:
 * :func:`extract_think` / :func:`extract_answer` — the *last* ``<think>``/``<answer>`` block, tags
   matched case-insensitively; :func:`strip_answer_tags` accepts a ground truth with or without tags.
 * :func:`parse_option_letter` — ``B``, ``b``, ``B.``, ``(B)``, ``B) text``, ``B. text``, ``Answer: B``,
-  ``The answer is B`` all mean ``B`` (METHOD.md deliberate fix: the reference compares first
-  characters, so ``"A long answer"`` would read as ``A``; here it reads as no letter).
+  ``The answer is B`` all mean ``B`` (deliberate fix, ``docs/method.md#departures-from-the-reference-code``:
+  the reference compares first characters, so ``"A long answer"`` would read as ``A``; here it reads as no
+  letter).
 * :func:`concluded_option` / :func:`concluded_value` — the answer a reasoning trace concludes (last
   conclusion wins; option text maps to its letter).
 * :func:`parse_number` — numbers with thousands separators or in scientific notation (``1e3``).
@@ -91,7 +92,8 @@ def block_span(text: str | None, tag: str) -> tuple[int, int] | None:
 
 
 def strip_answer_tags(answer: str | None) -> str:
-    """A ground truth with or without ``<answer>`` tags, as bare text (METHOD.md fix: untagged is used as is)."""
+    """A ground truth with or without ``<answer>`` tags, as bare text: the content of the last block, or the text
+    itself when it has none (a deliberate fix: ``docs/method.md#departures-from-the-reference-code``)."""
     if answer is None:
         return ""
     inner = extract_answer(str(answer))

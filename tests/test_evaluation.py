@@ -219,20 +219,20 @@ def test_judge_recomputes_without_generating(tmp_path, monkeypatch):
     out = tmp_path / "out" / "predictions.jsonl"
     results = main(["judge", "--predictions", str(src), "--judge", "rule", "--out", str(out)])
     got = {r["id"]: r for r in read_predictions(out)}
-    # (answer_parsed, concluded, correct, think_correct, tac_a, tac_t, consistent)
+    # (answer_parsed, concluded, correct, concluded_accuracy, tac_a, tac_t, consistent)
     expected = {
         "q1": ("C", "C", 1.0, 1.0, True, True, True),  # right and consistent
         "q2": ("C", "B", 1.0, 0.0, True, False, False),  # answer right, reasoning concludes B: a TAC false negative
         "q3": (None, None, 0.0, 0.0, False, False, False),  # no blocks
         "q4": ("3", "3", 1.0, 1.0, True, True, True),  # numeric
     }
-    for rid, (parsed, concl, correct, think_correct, a, t, consistent) in expected.items():
+    for rid, (parsed, concl, correct, concluded_accuracy, a, t, consistent) in expected.items():
         r = got[rid]
-        assert (r["answer_parsed"], r["concluded"], r["correct"], r["think_correct"]) == (
+        assert (r["answer_parsed"], r["concluded"], r["correct"], r["concluded_accuracy"]) == (
             parsed,
             concl,
             correct,
-            think_correct,
+            concluded_accuracy,
         ), rid
         assert (r["tac_a"], r["tac_t"], r["consistent"], r["judge"]) == (a, t, consistent, "rule"), rid
     assert got["q1"]["vas"] > 0 and got["q3"]["vas"] == 0.0

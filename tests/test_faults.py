@@ -42,7 +42,7 @@ def _row(rid: str, **kw) -> dict:
         "answer_parsed": "C",
         "concluded": "C",
         "correct": 1.0,
-        "think_correct": 1.0,
+        "concluded_accuracy": 1.0,
         "tac_a": True,
         "tac_t": True,
         "consistent": True,

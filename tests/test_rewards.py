@@ -15,6 +15,7 @@ from lit_videor2.rewards import (
     RewardComposition,
     TemporalAlignmentReward,
     accuracy_score,
+    component_stats,
     format_score,
     match_claims,
     temporal_alignment_score,
@@ -263,8 +264,15 @@ def test_composition_weights_none_and_nan():
     assert out.components["format"] == [1.0, 0.0] and out.components["half"] == [0.5, 0.5]
     assert out.components["odd"][0] is None and math.isnan(out.components["odd"][1])
     assert out.total == [2.0, 1.0]  # 1*format + 2*half; None and NaN left out
-    logs = out.log_dict()
-    assert logs["reward/total"] == 1.5 and logs["reward/half"] == 0.5 and math.isnan(logs["reward/odd"])
+    logs = component_stats(out.components, "r/")
+    assert logs == {
+        "r/format_mean": 0.5,
+        "r/format_std": pytest.approx(math.sqrt(0.5)),
+        "r/half_mean": 0.5,
+        "r/half_std": 0.0,
+    }
+    # One usable value: std 0; None/NaN never reach the statistics.
+    assert component_stats({"x": [None, 2.0, math.nan]}) == {"train/rewards/x_mean": 2.0, "train/rewards/x_std": 0.0}
 
 
 def test_composition_error_names_reward_and_sample():

@@ -1,5 +1,5 @@
 """Demo-like inputs of the trace viewer, built cheaply: synthetic clips, and rows shaped exactly like the rows
-``lit_videor2 test`` writes (the batch columns of ``EvalModule.ROW_COLUMNS`` + completion + ``judge_rows``) and
+``lit_videor2 test`` writes (the batch columns of ``evaluation.predictions.ROW_COLUMNS`` + completion + ``judge_rows``) and
 the rows ``GRPOModule._log_completions`` writes — without generating with a model."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from lit_videor2.data.sampling import FrameSampling, frame_times, sample_frame_i
 from lit_videor2.data.schema import load_records
 from lit_videor2.data.synthetic import generate_dataset
 from lit_videor2.evaluation.judging import judge_rows
-from lit_videor2.evaluation.predictions import write_predictions
+from lit_videor2.evaluation.predictions import ROW_COLUMNS, write_predictions
 from lit_videor2.judges import RuleBasedJudge
-from lit_videor2.modules.evaluation import ROW_COLUMNS
 
 #: The demo's frame settings (configs/demo/*.yaml).
 DEMO_SAMPLING = FrameSampling(fps=1.0, min_frames=2, max_frames=8, min_pixels=3136, max_pixels=3136)

@@ -18,19 +18,20 @@ over-long assistant target is cut at the end and counted in ``num_truncated``.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
 from transformers.video_utils import VideoMetadata
 
 from lit_videor2.data.dataset import SkippedSample, VideoSample, sample_columns, stack_columns
+from lit_videor2.data.processor_cache import ProcessorCache, supports_cache
 from lit_videor2.data.records import REASONING_INSTRUCTION, VideoRecord
 from lit_videor2.data.schema import OnError, RecordError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-VISION_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
 
 def build_messages(record: VideoRecord, system_prompt: str | None, instruction: str | None) -> list[dict]:
@@ -74,7 +75,20 @@ class VideoCollator:
         max_length: int = 16384,
         max_prompt_length: int = 16384,
         on_error: OnError = "raise",
+        cache_dir: str | None = None,
     ) -> None:
+        """
+        Args:
+            processor: The model's HF processor (tokenizer + video processor).
+            mode: ``sft`` (prompt + target with labels) or ``prompt`` (prompt only).
+            system_prompt: System message (None: none).
+            instruction: Text appended to every question.
+            max_length: SFT: longest prompt + target in tokens.
+            max_prompt_length: Longest prompt in tokens, video included (never truncated).
+            on_error: ``raise`` or ``skip`` (counted) on a bad record.
+            cache_dir: Folder of the frame cache; when set, the processor's video outputs of frames that came
+                with a frame cache key are cached under ``<cache_dir>/processor`` (:mod:`.processor_cache`).
+        """
         if mode not in ("sft", "prompt"):
             raise ValueError(f"collator mode must be 'sft' or 'prompt', got {mode!r}")
         self.processor = processor
@@ -89,6 +103,15 @@ class VideoCollator:
             self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         )
         self.end_of_turn = "<|im_end|>\n"
+        self.cache: ProcessorCache | None = None
+        if cache_dir is not None:
+            if supports_cache(processor):
+                self.cache = ProcessorCache(cache_dir, processor)
+            else:
+                log.warning(
+                    "%s has no _process_videos step: its video outputs are not cached (frames still are)",
+                    type(processor).__name__,
+                )
 
     def prompt_text(self, record: VideoRecord) -> str:
         return self.processor.apply_chat_template(
@@ -110,17 +133,21 @@ class VideoCollator:
         # Frames are already sized by FrameLoader: pin the processor's pixel bounds to that size so it keeps it.
         # Qwen3-VL's video processor bounds the pixels of the whole clip (T*H*W), Qwen2/2.5-VL's one frame (H*W).
         pixels = h * w * (f.frames.shape[0] if _bounds_whole_clip(self.processor) else 1)
-        out = self.processor(
-            text=[self.prompt_text(sample.record)],
-            videos=[f.frames],
-            video_metadata=[meta],
-            videos_kwargs={
-                "do_sample_frames": False,
-                "size": {"shortest_edge": pixels, "longest_edge": pixels},
-                "cap_pixels_per_frame": False,
-            },
-            return_tensors="pt",
-        )
+        # With the processor cache the vision step (rescale, normalise, patchify; placeholder text) of a video whose
+        # frames came from the frame cache is read from disk; the text is still templated and tokenised here.
+        cached = self.cache.cached_video_step(self.processor, f.cache_key) if self.cache else nullcontext()
+        with cached:
+            out = self.processor(
+                text=[self.prompt_text(sample.record)],
+                videos=[f.frames],
+                video_metadata=[meta],
+                videos_kwargs={
+                    "do_sample_frames": False,
+                    "size": {"shortest_edge": pixels, "longest_edge": pixels},
+                    "cap_pixels_per_frame": False,
+                },
+                return_tensors="pt",
+            )
         n_prompt = out["input_ids"].shape[1]
         if n_prompt > self.max_prompt_length:
             raise RecordError(

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Instruction appended to every question (METHOD.md, "Data").
+#: Instruction appended to every question (``docs/method.md#data``).
 REASONING_INSTRUCTION = (
     "Please think about this question as if you were a human pondering deeply. "
     "Provide your detailed reasoning between the <think> and </think> tags, "
@@ -47,7 +47,8 @@ class VideoRecord:
     answer: str
     """Ground-truth answer, bare (no ``<answer>`` tags)."""
     problem_type: str | None = None
-    """One of :data:`lit_videor2.problem_types.PROBLEM_TYPES`, or None when the source has none (rewards then infer it)."""
+    """One of :data:`lit_videor2.problem_types.PROBLEM_TYPES`, or None when the source has none (rewards then
+    infer it)."""
     options: list[str] = field(default_factory=list)
     """Answer options as shown (``"A. red"``), empty for open questions."""
     solution: str | None = None

@@ -1,8 +1,10 @@
 """Judgments of generated completions: everything in a predictions row that is not generation.
 
-One function, :func:`judge_rows`, serves the test loop (right after generation) and ``lit_videor2 judge``
-(re-judging a predictions file), so both always write the same fields. It reuses the project's single
-implementations: the accuracy reward (:func:`~lit_videor2.rewards.accuracy_score`), TAC matching
+One function, :func:`judge_rows`, serves validation, the test loop (right after generation) and
+``lit_videor2 judge`` (re-judging a predictions file), so all three always write the same fields, and
+:class:`~lit_videor2.metrics.PredictionMetrics` turns them into the same numbers. It reuses the project's single
+implementations: the accuracy and format rewards (:func:`~lit_videor2.rewards.accuracy_score`,
+:func:`~lit_videor2.rewards.format_score`), TAC matching
 (:func:`~lit_videor2.metrics.answer_matches`), the judge's four judgments, and TAR
 (:func:`~lit_videor2.rewards.temporal_alignment_score`).
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from lit_videor2.judges import HFJudge, Judge, OpenAIJudge, RuleBasedJudge
 from lit_videor2.metrics import answer_matches
-from lit_videor2.rewards import accuracy_score, temporal_alignment_score
+from lit_videor2.rewards import accuracy_score, format_score, temporal_alignment_score
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.text import extract_think, extract_timestamp_claims
 
@@ -119,9 +121,10 @@ def judge_batch(
         answer, ptype, opts = row["answer"], types[i], options[i] or ()
         row["answer_parsed"], row["concluded"] = finals[i], concluded[i]
         row["correct"] = float(accuracy_score(texts[i], answer, ptype, opts))
-        row["think_correct"] = (
+        row["concluded_accuracy"] = (
             float(accuracy_score(f"<answer>{concluded[i]}</answer>", answer, ptype, opts)) if concluded[i] else 0.0
         )
+        row["format"] = float(format_score(texts[i]))
         row["tac_a"] = bool(answer_matches(finals[i], answer, ptype, opts))
         row["tac_t"] = bool(answer_matches(concluded[i], answer, ptype, opts))
         row["consistent"] = bool(consistent[i])

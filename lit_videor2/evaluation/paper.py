@@ -1,4 +1,5 @@
-"""The paper's benchmark list and published rows (METHOD.md, from the Video-R2 paper, arXiv 2511.23478)."""
+"""The paper's benchmark list and published rows (``docs/method.md#benchmarks-and-published-figures``, from the
+Video-R2 paper, arXiv 2511.23478)."""
 
 from __future__ import annotations
 

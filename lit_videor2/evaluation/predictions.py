@@ -2,25 +2,28 @@
 
 Fields of a line (``PREDICTION_FIELDS``, in this order):
 
-==================== ==================================================================================
-``id``               record id (unique within its benchmark)
-``benchmark``        benchmark name; ``group``: ``generic`` | ``reasoning`` | null
-``completion``       the generated text
-``answer_parsed``    the judge's reading of the ``<answer>`` block (letter for multiple choice) or null
-``concluded``        the answer the ``<think>`` block concludes, per the judge (last conclusion wins) or null
-``correct``          accuracy score of the completion (the accuracy reward: 0/1, or in [0, 1] for
-                     regression, OCR, free-form)
-``think_correct``    the same score for the concluded answer
-``tac_a``/``tac_t``  TAC components: ``answer_parsed`` / ``concluded`` match the ground truth (bool)
-``consistent``       the judge's verdict: reasoning and final answer reach the same conclusion (bool)
-``vas``              the judge's visual-grounding score of the reasoning, 0–10
-``tar``              ungated temporal alignment precision when the record has ``temporal_grounding``, else
-                     null
-``judge``            which judge produced the judgments
-``num_tokens``       completion length in tokens
-``question`` …       ``question``, ``answer``, ``problem_type``, ``options``, ``video``, ``frame_times``,
-                     ``temporal_grounding`` for analysis
-==================== ==================================================================================
+======================== ================================================================================
+``id``                   record id (unique within its benchmark)
+``benchmark``            benchmark name; ``group``: ``generic`` | ``reasoning`` | null
+``completion``           the generated text
+``answer_parsed``        the judge's reading of the ``<answer>`` block (letter for multiple choice) or null
+``concluded``            the answer the ``<think>`` block concludes, per the judge (last conclusion wins) or null
+``correct``              accuracy score of the completion (the accuracy reward: 0/1, or in [0, 1] for
+                         regression, OCR, free-form)
+``concluded_accuracy``   the same score for the concluded answer (graded; TAC's exact match is ``tac_t``)
+``format``               the format reward: 1 when the completion is ``<think>…</think><answer>…</answer>``
+``tac_a``/``tac_t``      TAC components (``answer_correct``/``think_correct`` of
+                         :func:`~lit_videor2.metrics.functional.tac_correctness`): ``answer_parsed`` /
+                         ``concluded`` match the ground truth (bool)
+``consistent``           the judge's verdict: reasoning and final answer reach the same conclusion (bool)
+``vas``                  the judge's visual-grounding score of the reasoning, 0–10
+``tar``                  ungated temporal alignment precision when the record has ``temporal_grounding``, else
+                         null
+``judge``                which judge produced the judgments
+``num_tokens``           completion length in tokens
+``question`` …           ``question``, ``answer``, ``problem_type``, ``options``, ``video``, ``frame_times``,
+                         ``temporal_grounding`` for analysis
+======================== ================================================================================
 
 Rows are keyed by ``(benchmark, id)``: a run resumes by leaving those keys out, and merging keeps the first row
 of a key (a distributed sampler pads ranks with repeated samples).
@@ -39,7 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +50,10 @@ from lit_videor2.errors import UserError
 
 __all__ = [
     "PREDICTION_FIELDS",
+    "ROW_COLUMNS",
     "PredictionsFileError",
     "append_skipped",
+    "batch_rows",
     "atomic_write_text",
     "finished_ids",
     "merge_part_files",
@@ -77,7 +82,8 @@ PREDICTION_FIELDS = (
     "answer_parsed",
     "concluded",
     "correct",
-    "think_correct",
+    "concluded_accuracy",
+    "format",
     "tac_a",
     "tac_t",
     "consistent",
@@ -93,6 +99,36 @@ PREDICTION_FIELDS = (
     "frame_times",
     "temporal_grounding",
 )
+
+
+#: Columns of a batch (``batch["columns"]``) copied into each predictions row.
+ROW_COLUMNS = (
+    "id",
+    "benchmark",
+    "group",
+    "question",
+    "answer",
+    "problem_type",
+    "options",
+    "video",
+    "frame_times",
+    "temporal_grounding",
+)
+
+
+def batch_rows(
+    columns: dict[str, list[Any]], completions: Sequence[str], num_tokens: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """One unjudged predictions row per completion: the batch's :data:`ROW_COLUMNS` (None when a column is
+    absent; ``benchmark`` defaults to ``"test"``), ``completion`` and ``num_tokens``. Validation and ``test`` both
+    build their rows here and judge them with :func:`lit_videor2.evaluation.judge_rows`."""
+    rows = []
+    for i, text in enumerate(completions):
+        row = {k: columns[k][i] if k in columns else None for k in ROW_COLUMNS}
+        row["benchmark"] = row["benchmark"] or "test"
+        row.update(completion=text, num_tokens=None if num_tokens is None else num_tokens[i])
+        rows.append(row)
+    return rows
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str]:

@@ -4,7 +4,8 @@ Per benchmark (percentages 0–100):
 
 * ``n`` — samples; ``accuracy`` — mean ``correct`` × 100;
 * ``tac_consistency`` — TAC conditional consistency TP / (TP + FN) × 100: of the samples whose answer is right,
-  the share whose reasoning reaches the right answer too (the published "TAC" fits this one, METHOD.md);
+  the share whose reasoning reaches the right answer too (the published "TAC" fits this one: see
+  ``docs/method.md#tac-thinkanswer-consistency``);
 * ``tac_agreement`` — (TP + TN) / N × 100: reasoning and answer equally right or wrong;
 * ``vas`` — mean judge grounding score × 10 (0–100); ``tar`` — mean TAR over the samples that have temporal
   grounding (None when none do).
@@ -14,8 +15,8 @@ each with its reason under ``"skipped"`` and ``results.md`` lists the reasons un
 
 Groups are **unweighted means over benchmarks** (the paper's averages: Overall is the mean over all benchmarks,
 not the mean of the two group means); a metric undefined for a benchmark (None) is left out of its group mean.
-TAC counts come from the TAC metric's functional update (:mod:`lit_videor2.metrics.functional`), so the tables and
-the metric share one definition.
+The numbers come from :class:`~lit_videor2.metrics.PredictionMetrics`, the metric validation holds too, so
+validation and ``test`` compute every figure the same way.
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from lit_videor2.metrics.functional import _tac_compute, _tac_update
+from lit_videor2.metrics import PredictionMetrics
 
 __all__ = ["METRICS", "benchmark_metrics", "compute_results", "results_markdown", "write_results"]
 
@@ -58,20 +57,10 @@ def benchmark_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     if n == 0:
         return {"n": 0, **dict.fromkeys(METRICS)}
-    a = torch.tensor([bool(r["tac_a"]) for r in rows], dtype=torch.bool)
-    t = torch.tensor([bool(r["tac_t"]) for r in rows], dtype=torch.bool)
-    tac = _tac_compute(_tac_update(a, t))
-    tars = [float(r["tar"]) for r in rows if r.get("tar") is not None]
-    acc = _mean([float(r["correct"]) for r in rows])
-    vas = _mean([float(r["vas"]) for r in rows])
-    return {
-        "n": n,
-        "accuracy": None if acc is None else 100.0 * acc,
-        "tac_consistency": _finite(100.0 * float(tac["conditional_consistency"])),
-        "tac_agreement": _finite(100.0 * float(tac["agreement"])),
-        "vas": None if vas is None else 10.0 * vas,
-        "tar": _mean(tars),
-    }
+    metric = PredictionMetrics(sync_on_compute=False)  # rank 0 alone writes the tables
+    metric.update(rows)
+    values = metric.compute()
+    return {"n": n, **{key: _finite(float(values[key])) for key in METRICS}}
 
 
 def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Shared logic of the LLM-backed judges: build requests, call the backend, parse, retry once, fall back.
 
 Backends implement only :meth:`LLMJudge.complete` (a batch of :class:`ChatRequest` -> text or None on failure).
-Fallbacks (METHOD.md): unparseable output after one retry or a failed call gives None (answers), 0.0 (grounding
-score) or False (consistency). :attr:`LLMJudge.stats` counts calls, retries and fallbacks.
+Fallbacks (``docs/method.md#tac-thinkanswer-consistency``, ``docs/method.md#vas-video-attention-score``):
+unparseable output after one retry or a failed call gives None (answers), 0.0 (grounding score) or False
+(consistency). :attr:`LLMJudge.stats` counts calls, retries and fallbacks.
 
 A *failed call* (the backend returned None: server down, HTTP error after retries) is told apart from an
 unparseable reply: the index of its row in the batch goes to :attr:`LLMJudge.failed_rows`, so callers can keep

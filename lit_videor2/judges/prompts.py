@@ -1,4 +1,5 @@
-"""Prompts and output parsers of the LLM judges (intent and sampling settings from METHOD.md).
+"""Prompts and output parsers of the LLM judges (intent and sampling settings:
+``docs/method.md#tac-thinkanswer-consistency``, ``docs/method.md#vas-video-attention-score``).
 
 Every judgment is a :class:`ChatRequest` (messages + sampling settings) and a parser that returns
 ``(ok, value)``; ``ok`` False means the output was unusable and the judge retries once with :data:`NUDGE`

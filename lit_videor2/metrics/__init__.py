@@ -1,7 +1,7 @@
 """Diagnostics as torchmetrics: TAC, VAS and the model-internal visual reliance (functional versions in
 :mod:`lit_videor2.metrics.functional`)."""
 
-from lit_videor2.metrics.classes import ThinkAnswerConsistency, VideoAttentionScore, VisualReliance
+from lit_videor2.metrics.classes import PredictionMetrics, ThinkAnswerConsistency, VideoAttentionScore, VisualReliance
 from lit_videor2.metrics.functional import (
     answer_matches,
     final_layer_attention,
@@ -11,6 +11,7 @@ from lit_videor2.metrics.functional import (
 )
 
 __all__ = [
+    "PredictionMetrics",
     "ThinkAnswerConsistency",
     "VideoAttentionScore",
     "VisualReliance",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -19,7 +20,7 @@ from lit_videor2.metrics.functional import (
     tac_correctness,
 )
 
-__all__ = ["ThinkAnswerConsistency", "VideoAttentionScore", "VisualReliance"]
+__all__ = ["PredictionMetrics", "ThinkAnswerConsistency", "VideoAttentionScore", "VisualReliance"]
 
 
 class ThinkAnswerConsistency(Metric):
@@ -100,3 +101,75 @@ class VisualReliance(Metric):
 
     def compute(self) -> Tensor:
         return _visual_reliance_compute(self.state)
+
+
+class PredictionMetrics(Metric):
+    """The results-table metrics of judged prediction rows, shared by validation and ``lit_videor2 test``.
+
+    ``update(rows)`` takes rows filled by :func:`lit_videor2.evaluation.judge_rows` (fields ``correct``,
+    ``format``, ``tac_a``, ``tac_t``, ``vas``, ``tar``); :meth:`compute` returns, as float64 tensors:
+
+    =================== =====================================================================================
+    ``n``               rows
+    ``accuracy``        mean ``correct`` × 100 (the accuracy reward, options included)
+    ``format``          mean ``format`` × 100 over rows that have it (NaN when none do)
+    ``tac_consistency`` TAC conditional consistency TP / (TP + FN) × 100 (positive = the answer is right,
+                        TP = the reasoning's conclusion is right too)
+    ``tac_agreement``   (TP + TN) / N × 100
+    ``think_accuracy``  (TP + FP) / N × 100: the share whose reasoning concludes the right answer
+    ``vas``             mean judge grounding score × 10 (0–100)
+    ``tar``             mean TAR over rows that have one (NaN when none do)
+    =================== =====================================================================================
+
+    Undefined ratios are NaN. States are sums (reduced across ranks on :meth:`compute`); the TAC counts are those
+    of :class:`ThinkAnswerConsistency`. Build with ``sync_on_compute=False`` to compute on one rank only.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    _SUMS = ("n", "correct", "format", "format_n", "vas", "tar", "tar_n")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("counts", default=torch.zeros(4, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sums", default=torch.zeros(len(self._SUMS), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, rows: Sequence[Mapping]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        a = torch.tensor([bool(r["tac_a"]) for r in rows], dtype=torch.bool)
+        t = torch.tensor([bool(r["tac_t"]) for r in rows], dtype=torch.bool)
+        formats = [float(r["format"]) for r in rows if r.get("format") is not None]
+        tars = [float(r["tar"]) for r in rows if r.get("tar") is not None]
+        sums = [
+            len(rows),
+            sum(float(r["correct"]) for r in rows),
+            sum(formats),
+            len(formats),
+            sum(float(r["vas"]) for r in rows),
+            sum(tars),
+            len(tars),
+        ]
+        self.counts += _tac_update(a, t).to(self.counts.device)
+        self.sums += torch.tensor(sums, dtype=torch.float64, device=self.sums.device)
+
+    def compute(self) -> dict[str, Tensor]:
+        s = dict(zip(self._SUMS, self.sums.unbind()))
+        tac = _tac_compute(self.counts)
+
+        def mean(total: Tensor, count: Tensor, scale: float) -> Tensor:
+            return scale * total / count if float(count) > 0 else torch.tensor(math.nan, dtype=torch.float64)
+
+        return {
+            "n": s["n"],
+            "accuracy": mean(s["correct"], s["n"], 100.0),
+            "format": mean(s["format"], s["format_n"], 100.0),
+            "tac_consistency": 100.0 * tac["conditional_consistency"],
+            "tac_agreement": 100.0 * tac["agreement"],
+            "think_accuracy": 100.0 * tac["think_accuracy"],
+            "vas": mean(s["vas"], s["n"], 10.0),
+            "tar": mean(s["tar"], s["tar_n"], 1.0),
+        }

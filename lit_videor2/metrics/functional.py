@@ -3,7 +3,8 @@
 torchmetrics style: each ``_x_update`` returns per-batch *sums* (tensors), ``_x_compute`` reduces them, so the
 Metric classes (:mod:`lit_videor2.metrics.classes`) only add tensor states and sync them by summation.
 
-* TAC (METHOD.md): per sample ``a`` = the answer-derived prediction is correct, ``t`` = the think-derived one is.
+* TAC (``docs/method.md#tac-thinkanswer-consistency``): per sample ``a`` = the answer-derived prediction is
+  correct (``answer_correct``), ``t`` = the think-derived one is (``think_correct``).
   ``conditional_consistency`` = TP / (TP + FN) (of the samples answered correctly, the share whose reasoning also
   reaches the correct answer; the published table fits this one), ``agreement`` = (TP + TN) / N, plus
   ``answer_accuracy`` and ``think_accuracy``. Predictions come from a judge (rule-based by default).

@@ -14,6 +14,10 @@ import numpy as np
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 
+from lit_videor2.evaluation.judging import judge_rows
+from lit_videor2.evaluation.predictions import batch_rows
+from lit_videor2.judges import RuleBasedJudge
+from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
 from lit_videor2.modules.generation import GenerationSettings, generate_completions
@@ -85,7 +89,6 @@ class PolicyModule(L.LightningModule):
         self.generation_eval = generation_eval
         self.model: torch.nn.Module | None = None
         self._pending_rng: dict[str, Any] | None = None
-        self._val_scores: dict[str, list[float]] = {}
         self.skipped_samples = 0
 
     # -- model -----------------------------------------------------------------------------------------
@@ -200,16 +203,18 @@ class PolicyModule(L.LightningModule):
 
     # -- generation-based validation ---------------------------------------------------------------------
 
-    def generation_scores(self, batch: dict[str, Any]) -> dict[str, list[float]]:
-        """Completions for a batch's prompts (the rollout engine, ``generation_eval``'s settings), scored per sample
-        (format, accuracy, TAC parts, TAR)."""
-        from lit_videor2.modules.scoring import score_completions
-
+    def generation_rows(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """Completions for a batch's prompts (the rollout engine, ``generation_eval``'s settings), as predictions
+        rows judged exactly as ``lit_videor2 test`` judges them (:func:`~lit_videor2.evaluation.judge_rows`, the
+        rule-based judge)."""
         cfg = self.generation_eval
-        texts = generate_completions(self.model, self.tokenizer, batch, cfg, synced=self.trainer.world_size > 1).texts
-        return score_completions(texts, batch["columns"], temporal=cfg.temporal_reward)
+        out = generate_completions(self.model, self.tokenizer, batch, cfg, synced=self.trainer.world_size > 1)
+        rows = batch_rows(batch["columns"], out.texts, out.lengths)
+        return judge_rows(rows, RuleBasedJudge(), temporal=cfg.temporal_reward)
 
-    def maybe_score_generation(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def maybe_score_generation(self, batch: dict[str, Any], batch_idx: int, *, record: bool = True) -> None:
+        """Generate and judge on a validation batch when ``generation_eval`` asks for it; ``record=False`` runs
+        the same forwards (a replayed dummy batch) and discards the judgments."""
         cfg = self.generation_eval
         if (
             cfg is None
@@ -217,22 +222,24 @@ class PolicyModule(L.LightningModule):
             or (cfg.max_batches is not None and batch_idx >= cfg.max_batches)
         ):
             return
-        for k, v in self.generation_scores(batch).items():
-            self._val_scores.setdefault(k, []).extend(v)
+        rows = self.generation_rows(batch)
+        if record:
+            self._val_metrics.update(rows)
 
     def on_validation_epoch_start(self) -> None:
-        self._val_scores = {}
+        # Not a registered submodule: the states stay out of checkpoints and sharding; summed over ranks on compute.
+        self.__dict__["_val_metrics"] = PredictionMetrics().to(self.device)
         if self.generation_eval is not None and not self.__dict__.get("_generation_logged"):
             log.info("validation generation settings: %s", self.generation_eval)  # also in hparams.yaml
             self._generation_logged = True
 
     def on_validation_epoch_end(self) -> None:
-        from lit_videor2.modules.scoring import aggregate_scores
-
-        if not self._val_scores:
+        if self.generation_eval is None:  # the same on every rank: all ranks compute (and sync) or none does
             return
-        for name, value in aggregate_scores(
-            self._val_scores, device=self.device, reduce=self.trainer.strategy.reduce
-        ).items():
-            self.log(f"val/{name}", value, sync_dist=False, rank_zero_only=False)
-        self._val_scores = {}
+        values = self._val_metrics.compute()
+        self._val_metrics.reset()
+        if float(values["n"]) == 0:
+            return
+        for name, value in values.items():
+            if name != "n":
+                self.log(f"val/{name}", value.float(), sync_dist=False, rank_zero_only=False)

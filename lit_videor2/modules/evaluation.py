@@ -26,6 +26,7 @@ from typing import Any
 from lit_videor2.evaluation.judging import judge_rows
 from lit_videor2.evaluation.predictions import (
     append_skipped,
+    batch_rows,
     finished_ids,
     merge_part_files,
     merge_skipped,
@@ -39,20 +40,6 @@ from lit_videor2.modules.base import PolicyModule
 from lit_videor2.modules.generation import GenerationSettings, generate_completions
 
 log = logging.getLogger(__name__)
-
-#: Columns of the batch copied into each predictions row.
-ROW_COLUMNS = (
-    "id",
-    "benchmark",
-    "group",
-    "question",
-    "answer",
-    "problem_type",
-    "options",
-    "video",
-    "frame_times",
-    "temporal_grounding",
-)
 
 
 class EvalModule(PolicyModule):
@@ -129,17 +116,10 @@ class EvalModule(PolicyModule):
         )
         if dummy:
             return
-        cols = batch["columns"]
         padding = self._padding_ids(dataloader_idx)
-        rows = []
-        for i, text in enumerate(texts):
-            if cols["id"][i] in padding:  # a duplicate that evens out the ranks' shards: written by another rank
-                continue
-            self.num_generated += 1
-            row = {k: cols[k][i] if k in cols else None for k in ROW_COLUMNS}
-            row["benchmark"] = row["benchmark"] or "test"
-            row.update(completion=text, num_tokens=lengths[i])
-            rows.append(row)
+        # A padding id is a duplicate that evens out the ranks' shards: another rank writes it.
+        rows = [r for r in batch_rows(batch["columns"], texts, lengths) if r["id"] not in padding]
+        self.num_generated += len(rows)
         judge_rows(rows, self._judge(), temporal=self.temporal)
         write_predictions(part_file(self.predictions, self.global_rank), rows, append=True)
 

@@ -1,4 +1,4 @@
-"""Stage 2: GRPO with group-shared rollouts (METHOD.md, stage 2).
+"""Stage 2: GRPO with group-shared rollouts (``docs/method.md#training-recipe``, stage 2).
 
 One training step: rollout (G completions per prompt, video encoded and prompt prefilled once per prompt) →
 rewards (the YAML-composed callables) → group advantages → μ = ``num_iterations`` policy updates with the
@@ -20,16 +20,17 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 
 from lit_videor2.data.dataset import repeat_columns
 from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
+from lit_videor2.losses.grpo import GRPOLossStats
 from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
 from lit_videor2.modules.base import NonFiniteLossError, PolicyModule
 from lit_videor2.modules.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs
-from lit_videor2.rewards import RewardComposition
+from lit_videor2.rewards import RewardComposition, component_stats
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,31 @@ class RolloutConfig:
     """Reuse the rollout's visual features in the log-prob passes (needs a frozen vision tower)."""
     share_prompt: bool = True
     """Run the prompt part of the log-prob passes once per prompt, its KV cache expanded to G rows."""
+
+
+class StepStats(NamedTuple):
+    """What one GRPO training step hands to its logging (this rank's ``N = B * G`` completions)."""
+
+    rollout: Rollout
+    """The step's rollout (completion masks, truncation flags)."""
+    rewards: torch.Tensor
+    """``[N]`` weighted reward sums; NaN where no reward applied."""
+    components: dict[str, list[float | None]]
+    """Each reward's raw values, ``N`` per reward (None where it does not apply)."""
+    advantages: torch.Tensor
+    """``[N]`` group-normalised advantages."""
+    logps: torch.Tensor
+    """``[N, T]`` detached per-token log-probabilities of the last policy pass."""
+    mask: torch.Tensor
+    """``[N, T]`` float loss mask (truncated completions masked out when configured)."""
+    loss: torch.Tensor
+    """``[]`` detached loss of the last policy pass."""
+    loss_stats: GRPOLossStats
+    """Detached diagnostics of that loss (clip fractions, ratio, KL)."""
+    gen_s: float
+    """Seconds spent generating."""
+    update_s: float
+    """Seconds spent on log-prob passes, backward and optimizer steps."""
 
 
 class GRPOModule(PolicyModule):
@@ -219,7 +245,7 @@ class GRPOModule(PolicyModule):
                 top_p=cfg.top_p,
                 pad_token_id=tok.pad_token_id,
                 share_prefix=cfg.share_prefix,
-                synced=self.trainer.world_size > 1,
+                synced=False,
             )
 
     def decode(self, rollout: Rollout) -> list[str]:
@@ -286,7 +312,9 @@ class GRPOModule(PolicyModule):
         if dummy:
             return
         self._log_step(
-            rollout, rewards, components, advantages, logps.detach(), mask, loss.detach(), stats, gen_s, update_s
+            StepStats(
+                rollout, rewards, components, advantages, logps.detach(), mask, loss.detach(), stats, gen_s, update_s
+            )
         )
         if self.log_completions_every and batch_idx % self.log_completions_every == 0:
             lengths = rollout.completion_lengths.tolist()
@@ -359,13 +387,20 @@ class GRPOModule(PolicyModule):
 
     # -- logging ---------------------------------------------------------------------------------------
 
-    def _log_step(self, rollout, rewards, components, advantages, logps, mask, loss, stats, gen_s, update_s) -> None:
+    def _log_step(self, step: StepStats) -> None:
         G = self.rollout_cfg.group_size
+        rollout, rewards, advantages, stats, mask = (
+            step.rollout,
+            step.rewards,
+            step.advantages,
+            step.loss_stats,
+            step.mask,
+        )
         lengths = rollout.completion_mask.sum(-1).float()
         n_tok = mask.sum().clamp(min=1)
         scored = rewards[~rewards.isnan()]  # completions to which some reward applied
         metrics = {
-            "train/loss": loss,
+            "train/loss": step.loss,
             "train/reward": scored.mean() if scored.numel() else torch.zeros(()),
             "train/reward_std": scored.std() if scored.numel() > 1 else torch.zeros(()),
             "train/unscored_frac": rewards.isnan().float().mean(),
@@ -379,18 +414,14 @@ class GRPOModule(PolicyModule):
             "train/completion_len_max": lengths.max(),
             "train/truncated_frac": rollout.is_truncated.float().mean(),
             "train/zero_std_groups": (advantages.view(-1, G) == 0).all(-1).float().mean() if G > 1 else torch.ones(()),
-            "train/entropy": -(logps * mask).sum() / n_tok,
-            "train/tokens_per_s": torch.tensor(float(lengths.sum()) / max(gen_s, 1e-9)),
-            "train/gen_s": torch.tensor(gen_s),
-            "train/update_s": torch.tensor(update_s),
+            "train/entropy": -(step.logps * mask).sum() / n_tok,
+            "train/tokens_per_s": torch.tensor(float(lengths.sum()) / max(step.gen_s, 1e-9)),
+            "train/gen_s": torch.tensor(step.gen_s),
+            "train/update_s": torch.tensor(step.update_s),
         }
         if stats.kl is not None:
             metrics["train/kl"] = stats.kl
-        for name, values in components.items():
-            usable = torch.tensor([v for v in values if v is not None and v == v], dtype=torch.float32)
-            if usable.numel():
-                metrics[f"train/rewards/{name}_mean"] = usable.mean()
-                metrics[f"train/rewards/{name}_std"] = usable.std() if usable.numel() > 1 else torch.zeros(())
+        metrics.update({k: torch.tensor(v) for k, v in component_stats(step.components, "train/rewards/").items()})
         self.log_dict({k: v.float().to(self.device) for k, v in metrics.items()}, batch_size=rollout.num_prompts)
         self.log(
             "train/reward_mean", metrics["train/reward"].to(self.device), prog_bar=True, batch_size=rollout.num_prompts
@@ -427,9 +458,4 @@ class GRPOModule(PolicyModule):
         batch, dummy = self.collective_batch(batch, "val")  # an empty rank replays a batch, results discarded
         if batch is None:
             return
-        kept = self._val_scores
-        if dummy:
-            self._val_scores = {}
-        self.maybe_score_generation(batch, batch_idx)  # the same generation forwards on every rank
-        if dummy:
-            self._val_scores = kept
+        self.maybe_score_generation(batch, batch_idx, record=not dummy)  # the same generation forwards on every rank

@@ -28,8 +28,9 @@ Where this departs from TRL / Video-R1
 --------------------------------------
 * TRL's ``GRPOTrainer`` (and Video-R1's trainer, built on it) repeat every prompt G times with its pixels
   (``RepeatSampler``): the vision tower and the prompt prefill run G times per prompt in generation and again in
-  every log-prob pass. Here they run once per prompt. TRL 1.16 also drops the video from its loss forward (see
-  ``NOTES.md``); here every pass sees the video.
+  every log-prob pass. Here they run once per prompt (measured: ``docs/performance.md#grpo-step-group-sharing``).
+  TRL 1.16 also drops the video from its loss forward (``docs/method.md#departures-from-the-reference-code``);
+  here every pass sees the video.
 * Generation uses its own decode loop rather than ``model.generate``: positions are explicit (no reliance on the
   model's hidden ``rope_deltas`` state, which silently gives positions off by the video span when stale), no
   checkpoint ``generation_config`` defaults (e.g. Qwen2.5-VL's ``repetition_penalty=1.05, top_k=1``) leak in,
@@ -158,8 +159,6 @@ class Rollout:
     """``[N]`` bool, True where the completion hit the token limit without EOS."""
     position_ids: torch.Tensor
     """``(3, N, Lp + T)`` mRoPE positions of prompt + completion, as used in generation (0 on left padding)."""
-    rope_deltas: torch.Tensor
-    """``[B, 1]`` mRoPE position minus token index after the prompt (from ``get_rope_index``)."""
     video_features: BaseModelOutputWithPooling | None = None
     """The vision tower's output for the B videos (no grad), computed once per prompt: ``pooler_output`` B tensors
     ``[n_video_tokens_b, hidden]`` (+ Qwen3-VL's ``deepstack_features``); None without sharing."""
@@ -334,14 +333,14 @@ def _all_finished(finished: torch.Tensor, synced: bool) -> bool:
     return float(pending) == 0.0
 
 
-def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(3, B, Lp)`` positions and ``[B, 1]`` rope deltas of the prompts (the original Qwen rule for Qwen2/2.5-VL)."""
+def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> torch.Tensor:
+    """``(3, B, Lp)`` positions of the prompts (the original Qwen rule for Qwen2/2.5-VL)."""
     if prompt.video_grid_thw.shape[0] != prompt.batch_size:
         raise ValueError(
             f"rollouts expect one video per prompt: {prompt.batch_size} prompts but "
             f"{prompt.video_grid_thw.shape[0]} video grids."
         )
-    return rope_positions(
+    positions, _ = rope_positions(  # (3, B, Lp); the [B, 1] rope deltas are not needed: positions are explicit
         model,
         prompt.input_ids,
         prompt.attention_mask,
@@ -349,6 +348,7 @@ def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> tuple[torch.Tens
         prompt.video_grid_thw,
         prompt.second_per_grid_ts,
     )
+    return positions
 
 
 def _generate_shared(
@@ -363,13 +363,13 @@ def _generate_shared(
     pad_token_id: int,
     generator: torch.Generator | None,
     synced: bool = False,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
     """Encode each video once, prefill each prompt once, expand the cache to G rows, decode.
 
-    Returns: tokens ``[N, T]``, video features (B tensors), positions ``(3, B, Lp)``, rope deltas ``[B, 1]``.
+    Returns: tokens ``[N, T]``, video features (B tensors), positions ``(3, B, Lp)``.
     """
     features = encode_videos(model, prompt.pixel_values_videos, prompt.video_grid_thw)
-    positions, deltas = _prompt_positions(model, prompt)  # (3, B, Lp), [B, 1]
+    positions = _prompt_positions(model, prompt)  # (3, B, Lp)
     out = model(
         input_ids=prompt.input_ids,
         attention_mask=prompt.attention_mask,
@@ -394,7 +394,7 @@ def _generate_shared(
         generator=generator,
         synced=synced,
     )
-    return tokens, features, positions, deltas
+    return tokens, features, positions
 
 
 def _generate_per_completion(
@@ -507,7 +507,7 @@ def generate_group(
             min_new_tokens=min_new_tokens,
             device=prompt.input_ids.device,
         )
-        tokens, features, positions, deltas = _generate_shared(
+        tokens, features, positions = _generate_shared(
             model,
             prompt,
             group_size,
@@ -530,8 +530,8 @@ def generate_group(
         )
         tokens = _generate_per_completion(model, prompt, group_size, config, synced=synced)
         features = None
-        positions, deltas = _prompt_positions(model, prompt)
-    return _assemble(prompt, group_size, tokens, positions, deltas, features, eos_token_ids, pad_token_id)
+        positions = _prompt_positions(model, prompt)
+    return _assemble(prompt, group_size, tokens, positions, features, eos_token_ids, pad_token_id)
 
 
 def _assemble(
@@ -539,7 +539,6 @@ def _assemble(
     group_size: int,
     tokens: torch.Tensor,
     positions: torch.Tensor,
-    deltas: torch.Tensor,
     features: tuple[torch.Tensor, ...] | None,
     eos_token_ids: Sequence[int],
     pad_token_id: int,
@@ -556,7 +555,6 @@ def _assemble(
         completion_mask=mask,
         is_truncated=truncated,
         position_ids=torch.cat([prompt_pos, completion_pos], dim=-1),
-        rope_deltas=deltas,
         video_features=features,
     )
 

@@ -87,11 +87,12 @@ def loss_terms(sums: torch.Tensor, counts: torch.Tensor, aggregation: str) -> tu
 
 
 class SFTModule(PolicyModule):
-    """Supervised fine-tuning on ``<think>…</think><answer>…</answer>`` targets (METHOD.md, stage 1).
+    """Supervised fine-tuning on ``<think>…</think><answer>…</answer>`` targets (``docs/method.md#training-recipe``, stage 1).
 
     Logs ``train/loss``, ``train/lr``, ``train/grad_norm``, ``train/tokens_per_s``, ``train/nonfinite_steps``,
-    ``data/skipped``; validation logs ``val/loss`` and, with ``generation_eval``, ``val/format``, ``val/accuracy``,
-    ``val/tac_consistency``, ``val/tac_agreement`` (and ``val/tar``).
+    ``data/skipped``; validation logs ``val/loss`` and, with ``generation_eval``, the figures of
+    :class:`~lit_videor2.metrics.PredictionMetrics` as ``lit_videor2 test`` computes them (``val/accuracy``,
+    ``val/format``, ``val/tac_consistency``, ``val/tac_agreement``, ``val/think_accuracy``, ``val/vas``, ``val/tar``).
     """
 
     def __init__(
@@ -196,12 +197,7 @@ class SFTModule(PolicyModule):
             total, units = loss_terms(sums, counts, self.loss_aggregation)
             if not dummy:
                 self._val_loss += torch.stack([total.float(), units.float()]).to(self._val_loss.device)
-        if not dummy:
-            self.maybe_score_generation(batch, batch_idx)
-            return
-        kept, self._val_scores = self._val_scores, {}
-        self.maybe_score_generation(batch, batch_idx)  # the same generation forwards as the other ranks
-        self._val_scores = kept
+        self.maybe_score_generation(batch, batch_idx, record=not dummy)  # a dummy runs the same forwards
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()

@@ -6,7 +6,7 @@ Public pure functions (other checks import them exactly so)::
 """
 
 from lit_videor2.rewards.accuracy import AccuracyReward, accuracy_score
-from lit_videor2.rewards.base import Reward, RewardComposition, RewardOutput
+from lit_videor2.rewards.base import Reward, RewardComposition, RewardOutput, component_stats
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.rewards.format import FormatReward, format_score
 from lit_videor2.rewards.gate import ConsistencyGate
@@ -15,6 +15,7 @@ from lit_videor2.rewards.temporal import TemporalAlignmentReward, match_claims, 
 __all__ = [
     "format_score",
     "accuracy_score",
+    "component_stats",
     "match_claims",
     "temporal_alignment_score",
     "AccuracyReward",

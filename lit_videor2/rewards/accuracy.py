@@ -1,4 +1,4 @@
-"""Accuracy reward by question type (METHOD.md, "Rewards for GRPO").
+"""Accuracy reward by question type (``docs/method.md#rewards``).
 
 ==================== ================================================================================
 type                 score
@@ -14,7 +14,7 @@ Kept from the reference: the decimal-point rule and 2-decimal rounding, case-sen
 (a one-word answer therefore tops out at 2/3: it has no bigram), an answer without an ``<answer>`` block scores as
 the empty string.
 
-Deliberate fixes (METHOD.md "Reference quirks"):
+Deliberate fixes (``docs/method.md#departures-from-the-reference-code``):
 
 * the question type comes from the record's ``problem_type``; only when it is missing is it inferred from the
   ground truth, and never by "starts with a–e, so multiple choice" (``"apple"``, ``"A long answer"`` are not

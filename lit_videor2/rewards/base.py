@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["Reward", "RewardFn", "RewardComposition", "RewardOutput", "resolve_reward"]
+__all__ = ["Reward", "RewardFn", "RewardComposition", "RewardOutput", "component_stats", "resolve_reward"]
 
 RewardFn = Callable[..., Sequence[float | None]]
 """Type of a plain reward function: ``(completions, **columns) -> list[float | None]``."""
@@ -60,17 +60,23 @@ class RewardOutput(NamedTuple):
     total: list[float]
     components: dict[str, list[float | None]]
 
-    def log_dict(self, prefix: str = "reward/") -> dict[str, float]:
-        """Mean of the total and of each component over the samples it applies to (NaN when none)."""
-        out = {f"{prefix}total": _mean(self.total)}
-        for name, values in self.components.items():
-            out[f"{prefix}{name}"] = _mean(values)
-        return out
 
-
-def _mean(values: Sequence[float | None]) -> float:
-    vals = [float(v) for v in values if _usable(v)]
-    return sum(vals) / len(vals) if vals else math.nan
+def component_stats(
+    components: Mapping[str, Sequence[float | None]], prefix: str = "train/rewards/"
+) -> dict[str, float]:
+    """What GRPO logs per reward: ``{prefix}{name}_mean`` and ``{prefix}{name}_std`` (sample standard deviation;
+    0 for a single value) over the samples the reward applies to (None and NaN left out). A reward that applied
+    to no sample is left out of the dict rather than logged as NaN."""
+    out: dict[str, float] = {}
+    for name, values in components.items():
+        vals = [float(v) for v in values if _usable(v)]
+        if not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1) if len(vals) > 1 else 0.0
+        out[f"{prefix}{name}_mean"] = mean
+        out[f"{prefix}{name}_std"] = math.sqrt(var)
+    return out
 
 
 def _usable(value: float | None) -> bool:

@@ -47,7 +47,8 @@ JUDGMENT_FIELDS = (
     "answer_parsed",
     "concluded",
     "correct",
-    "think_correct",
+    "concluded_accuracy",
+    "format",
     "tac_a",
     "tac_t",
     "consistent",
@@ -269,7 +270,7 @@ def completion_items(
             entry = {"label": f"#{k}", "completion": row.get("completion") or "", "frame_times": None}
             entry.update({f: j.get(f) for f in JUDGMENT_FIELDS})
             if record is None:
-                entry.update(correct=None, tac_a=None, tac_t=None, think_correct=None)
+                entry.update(correct=None, tac_a=None, tac_t=None, concluded_accuracy=None)
             entry["num_tokens"] = row.get("num_tokens")
             entry["reward"] = _finite(row.get("reward"))
             entry["advantage"] = _finite(row.get("advantage"))

@@ -81,7 +81,8 @@ class VideoDataModule(L.LightningDataModule):
             overlay: Optional time/subtitle burn-in, the same for every stage.
             backend: Video decoder.
             fallback_backend: Decoder tried when ``backend`` is missing or fails on a file (None: no fallback).
-            cache_dir: Folder for an on-disk cache of decoded, resized frames (None: no cache).
+            cache_dir: Folder for an on-disk cache of decoded, resized frames and of the processor's video outputs
+                for them (normalised patches, grid, placeholder text; under ``processor/``). None: no cache.
             on_error: ``raise`` on a bad record/video (the error names file and record), or ``skip`` it (counted
                 and logged as ``data/skipped``).
             max_length: SFT: longest prompt + target in tokens (the target's end is cut, never the prompt).
@@ -174,6 +175,7 @@ class VideoDataModule(L.LightningDataModule):
             max_length=self.max_length,
             max_prompt_length=self.max_prompt_length,
             on_error=self.on_error,
+            cache_dir=self.cache_dir,
         )
 
     def build_dataset(self, split: Split) -> VideoDataset:

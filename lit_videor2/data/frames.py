@@ -55,6 +55,8 @@ class Frames:
     native_fps: float
     total_frames: int
     backend: str
+    cache_key: str | None = None
+    """The frame cache key of these frames (None when the cache is off); keys the processor cache."""
 
     @property
     def times(self) -> list[float]:
@@ -183,14 +185,18 @@ class FrameLoader:
         path = Path(path)
         if self.cache_dir is None or not path.is_file():
             return self._decode(path, srt_path)
-        file = self.cache_dir / f"{self.cache_key(path, srt_path)}.pt"
+        key = self.cache_key(path, srt_path)
+        file = self.cache_dir / f"{key}.pt"
         if file.is_file():
             try:
                 d = torch.load(file, weights_only=True)
-                return Frames(d["frames"], list(d["indices"]), float(d["native_fps"]), int(d["total_frames"]), "cache")
+                return Frames(
+                    d["frames"], list(d["indices"]), float(d["native_fps"]), int(d["total_frames"]), "cache", key
+                )
             except Exception as e:  # noqa: BLE001 - a torn or stale cache entry is re-decoded, not fatal
                 log.warning("frame cache entry %s unreadable (%s); decoding %s again", file, e, path)
         out = self._decode(path, srt_path)
+        out.cache_key = key
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         payload = {
             "frames": out.frames,

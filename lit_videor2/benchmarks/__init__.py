@@ -38,6 +38,7 @@ from lit_videor2.benchmarks.adapters import (
     convert_vsibench,
 )
 from lit_videor2.benchmarks.common import BenchmarkFormatError, Skips
+from lit_videor2.data.schema import load_records
 
 
 def convert(name: str, src: str | Path, *, skips: Skips | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -101,8 +102,6 @@ def build_parser(prog: str = "lit_videor2 convert-benchmark") -> argparse.Argume
 
 def main(argv: Sequence[str] | None = None) -> Path:
     """``lit_videor2 convert-benchmark``: convert, write, re-load through ``load_records`` and print a summary."""
-    from lit_videor2.data.schema import load_records
-
     a = build_parser().parse_args(argv)
     skips = Skips(strict=a.strict)
     options = {"video_root": a.video_root, "video_prefix": a.video_prefix, "revision": a.revision}

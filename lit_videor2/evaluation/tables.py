@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.evaluation.predictions import atomic_write_text, read_predictions
 from lit_videor2.metrics import PredictionMetrics
 
 __all__ = ["METRICS", "benchmark_metrics", "compute_results", "results_markdown", "write_results"]
@@ -144,8 +145,6 @@ def write_results(results: dict[str, Any], folder: str | Path, **meta: Any) -> t
     Each file is written to a temporary file and renamed over the old one, so a crash or a full disk leaves the
     previous tables intact.
     """
-    from lit_videor2.evaluation.predictions import atomic_write_text
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "results.json", folder / "results.md"
@@ -156,6 +155,4 @@ def write_results(results: dict[str, Any], folder: str | Path, **meta: Any) -> t
 
 def results_for_file(predictions: str | Path, order: Sequence[str] = ()) -> dict[str, Any]:
     """Tables of a predictions file."""
-    from lit_videor2.evaluation.predictions import read_predictions
-
     return compute_results(read_predictions(predictions), order)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lit_videor2.rewards.embedding import SentenceTransformerEmbedder
 from lit_videor2.view.build import BuildReport, ViewOptions, build_view
 from lit_videor2.view.loading import parse_steps
 
@@ -121,8 +122,6 @@ def main(argv: Sequence[str] | None = None) -> BuildReport:
     args = build_parser().parse_args(argv)
     opts = _options(args)
     if opts.tar:  # load the embedder once, shared by rebuilds
-        from lit_videor2.rewards.embedding import SentenceTransformerEmbedder
-
         opts.embedder = SentenceTransformerEmbedder()
 
     def rebuild() -> BuildReport:

@@ -85,7 +85,8 @@ class ProcessorCache:
         if not file.is_file():
             return None
         try:
-            d = torch.load(file, weights_only=True)
+            # Memory-mapped: the patches are copied once, into the batch (by the collator's concatenation).
+            d = torch.load(file, weights_only=True, mmap=True)
             return dict(d["processed"]), list(d["replacements"])
         except Exception as e:  # noqa: BLE001 - a torn or stale entry is recomputed, not fatal
             log.warning("processor cache entry %s unreadable (%s); processing the video again", file, e)

@@ -244,7 +244,7 @@ class GRPOModule(PolicyModule):
                 top_p=cfg.top_p,
                 pad_token_id=tok.pad_token_id,
                 share_prefix=cfg.share_prefix,
-                synced=False,
+                synced=self.trainer.world_size > 1,
             )
 
     def decode(self, rollout: Rollout) -> list[str]:

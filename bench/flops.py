@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.manual_seed(0)
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.tiny import build_tiny_model
+    from lit_videor2.demo.tiny import build_tiny_model
 
     dtype = torch.bfloat16 if args.device != "cpu" else torch.float32
     with tempfile.TemporaryDirectory() as tmp:

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.tiny import build_tiny_model
+    from lit_videor2.demo.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or build_tiny_model(

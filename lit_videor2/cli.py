@@ -34,8 +34,8 @@ from lit_videor2.errors import UserError
 
 #: Project commands beside Lightning's: name -> ("module:function(argv)", one-line help).
 PROJECT_COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("lit_videor2.data.synthetic:main", "write a synthetic temporal video dataset (MP4 + Video-R2 JSON)"),
-    "tiny-model": ("lit_videor2.models.tiny:tiny_model_main", "write a tiny random Qwen-VL model folder (offline)"),
+    "synth": ("lit_videor2.demo.synthetic:main", "write a synthetic temporal video dataset (MP4 + Video-R2 JSON)"),
+    "tiny-model": ("lit_videor2.demo.tiny:tiny_model_main", "write a tiny random Qwen-VL model folder (offline)"),
     "export": ("lit_videor2.export:main", "checkpoint -> Hugging Face folder (model + processor; --merge-lora)"),
     "convert-benchmark": (
         "lit_videor2.benchmarks:main",

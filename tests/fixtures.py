@@ -22,7 +22,7 @@ SMALL_QWEN3 = FrameSampling(fps=1.0, min_frames=2, max_frames=8, min_pixels=64 *
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """``generate_dataset(num_train=8, num_val=4)``: 64×64 clips of 6–10 s at 10 fps, Video-R2 JSON."""
-    from lit_videor2.data.synthetic import generate_dataset
+    from lit_videor2.demo.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("synth")
     generate_dataset(out, num_train=8, num_val=4, seed=0)
@@ -38,7 +38,7 @@ def synth_records(synth_dir) -> list[dict]:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """``arch -> folder`` of a tiny seeded checkpoint, built on first use and shared by the session."""
-    from lit_videor2.models.tiny import build_tiny_model
+    from lit_videor2.demo.tiny import build_tiny_model
 
     built: dict[str, Path] = {}
 

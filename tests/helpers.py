@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lit_videor2.data.synthetic import BACKGROUND, GRID, _as_scene, _cell_centre, visible_at
+from lit_videor2.demo.synthetic_scenes import BACKGROUND, GRID, _as_scene, _cell_centre, visible_at
 
 #: Largest per-channel error tolerated at a shape's centre after H.264/yuv420p (and resizing).
 TOL = 48

@@ -25,7 +25,7 @@ FIXED = (
 
 @pytest.fixture(scope="module")
 def synth_video(tmp_path_factory) -> Path:
-    from lit_videor2.data.synthetic import generate_dataset
+    from lit_videor2.demo.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("ask_synth")
     generate_dataset(out, num_train=1, num_val=1, seed=0)

@@ -54,8 +54,8 @@ def test_project_command_help(cmd, capsys):
 
 def test_second_fit_in_same_folder_does_not_fail_on_saved_config(tmp_path, monkeypatch):
     """The run folder's saved config.yaml is overwritten, not an error, on a second fit."""
-    from lit_videor2.data.synthetic import generate_dataset
-    from lit_videor2.models.tiny import build_tiny_model
+    from lit_videor2.demo.synthetic import generate_dataset
+    from lit_videor2.demo.tiny import build_tiny_model
 
     generate_dataset(tmp_path / "data", num_train=4, num_val=2, seed=0)
     build_tiny_model("qwen2_5_vl", tmp_path / "model", seed=0)

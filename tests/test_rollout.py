@@ -36,7 +36,7 @@ G = 3
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from lit_videor2.models.tiny import build_tiny_model
+    from lit_videor2.demo.tiny import build_tiny_model
 
     return build_tiny_model("qwen2_5_vl", tmp_path_factory.mktemp("tiny_rollout"), seed=0)
 

@@ -8,18 +8,17 @@ import re
 import numpy as np
 import pytest
 
-from lit_videor2.data import synthetic as syn
 from lit_videor2.data.records import REASONING_INSTRUCTION
-from lit_videor2.data.synthetic import (
+from lit_videor2.demo import synthetic as syn
+from lit_videor2.demo import synthetic_scenes as scenes
+from lit_videor2.demo.synthetic import QUESTION_KINDS, generate_dataset, make_question
+from lit_videor2.demo.synthetic_scenes import (
     BACKGROUND,
     COLOURS,
     MIN_EVENT_GAP,
-    QUESTION_KINDS,
     Scene,
     ShapeTrack,
     events_at,
-    generate_dataset,
-    make_question,
     scene_from_seed,
     visible_at,
 )
@@ -58,7 +57,7 @@ def test_scene_invariants(seed):
     scene = scene_from_seed(seed)
     assert scene == scene_from_seed(seed)
     assert 6 <= scene.duration <= 10 and scene.num_frames == scene.duration * 10
-    assert 2 <= len(scene.tracks) <= syn.MAX_OBJECTS
+    assert 2 <= len(scene.tracks) <= scenes.MAX_OBJECTS
     assert len({t.colour for t in scene.tracks}) == len(scene.tracks)  # "the red X" names one shape
     starts = [e.start for e in scene.events()]
     assert starts == sorted(starts) and starts[0] >= 1
@@ -96,7 +95,7 @@ def test_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match="choose from"):
         generate_dataset("/nonexistent-unused", question_kinds=("order", "colour"))
     with pytest.raises(ValueError, match="even"):
-        syn.write_video(scene_from_seed(0, size=(63, 64)), "/tmp/unused.mp4")
+        scenes.write_video(scene_from_seed(0, size=(63, 64)), "/tmp/unused.mp4")
 
 
 # ---------------------------------------------------------------------------------------- questions
@@ -274,7 +273,7 @@ def _check_frames(frames, fps, record):
         # every shape's position when on screen is background when it is not
         for tr in scene.tracks:
             if tr.colour not in {v.colour for v in shown} and tr.move_to is None:
-                x, y = (int(round(c)) for c in syn._cell_centre(tr.cell, scene.size))
+                x, y = (int(round(c)) for c in scenes._cell_centre(tr.cell, scene.size))
                 assert np.abs(frames[i, y, x].astype(int) - bg).max() <= 24, (record["id"], t, tr)
 
 
@@ -290,7 +289,7 @@ def test_decoded_frames_show_the_scene(dataset, backend):
 def test_hand_scene_decoded_at_event_times(tmp_path):
     """Colour at the shape centre half a second either side of each event, both backends."""
     path = tmp_path / "hand.mp4"
-    syn.write_video(HAND, path)
+    scenes.write_video(HAND, path)
     red, blue = COLOURS["red"], COLOURS["blue"]
     cell = 64 / 3
     red_xy, blue_from, blue_to = (

@@ -11,7 +11,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.video_utils import VideoMetadata
 
 from lit_videor2.data.records import REASONING_INSTRUCTION
-from lit_videor2.models.tiny import ARCHS, build_tiny_model, default_tiny_kwargs, model_class, tiny_model_main
+from lit_videor2.demo.tiny import build_tiny_model, model_class, tiny_model_main
+from lit_videor2.demo.tiny_configs import ARCHS, default_tiny_kwargs
 
 PROCESSOR_CLASS = {"qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen2_vl": "Qwen2VLProcessor", "qwen3_vl": "Qwen3VLProcessor"}
 VIDEO_PROCESSOR_CLASS = {
@@ -36,7 +37,7 @@ def qwen2_5_path(tmp_path_factory):
 
 
 def _video_inputs(processor, arch: str, metadata: VideoMetadata, num_frames: int = 8, with_answer: bool = True):
-    """The processor call documented in lit_videor2.models.tiny: pre-sampled uint8 frames kept at their size."""
+    """The processor call documented in lit_videor2.demo.tiny: pre-sampled uint8 frames kept at their size."""
     side = FRAME_SIDE[arch]
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Which shape appears?"}]}]
     if with_answer:

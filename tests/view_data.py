@@ -10,7 +10,7 @@ from typing import Any
 
 from lit_videor2.data.sampling import FrameSampling, frame_times, sample_frame_indices
 from lit_videor2.data.schema import load_records
-from lit_videor2.data.synthetic import generate_dataset
+from lit_videor2.demo.synthetic import generate_dataset
 from lit_videor2.evaluation.judging import judge_rows
 from lit_videor2.evaluation.predictions import ROW_COLUMNS, write_predictions
 from lit_videor2.judges import RuleBasedJudge

@@ -7,10 +7,18 @@ fresh clone. It never touches existing folders, and does nothing for real data o
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+
+from lit_videor2.demo.synthetic import QUESTION_KINDS, generate_dataset
+from lit_videor2.demo.tiny import build_tiny_model
+from lit_videor2.export import export_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,6 @@ class PrepareDemoAssets(L.Callback):
     def prepare(self) -> None:
         """Build whatever is missing (call on one process)."""
         if self.data_dir and not (Path(self.data_dir) / "train.json").is_file():
-            from lit_videor2.data.synthetic import QUESTION_KINDS, generate_dataset
-
             log.info("writing synthetic demo data to %s", self.data_dir)
             generate_dataset(
                 self.data_dir,
@@ -68,8 +74,6 @@ class PrepareDemoAssets(L.Callback):
                 question_kinds=tuple(self.question_kinds or QUESTION_KINDS),
             )
         if self.model_dir and not (Path(self.model_dir) / "config.json").is_file():
-            from lit_videor2.models.tiny import build_tiny_model
-
             log.info("writing tiny %s model to %s", self.arch, self.model_dir)
             build_tiny_model(
                 self.arch, self.model_dir, seed=self.seed, hidden_size=self.hidden_size, layers=self.layers
@@ -79,11 +83,6 @@ class PrepareDemoAssets(L.Callback):
 
     def _run_sft_stage(self) -> None:
         """Stage 1 of the demo, exactly as a user runs it: ``lit_videor2 fit`` then ``lit_videor2 export``."""
-        import subprocess
-        import sys
-
-        from lit_videor2.export import export_checkpoint
-
         if not Path(self.sft_checkpoint).is_file():
             log.info("no SFT model at %s: running the SFT demo (%s) first", self.sft_model_dir, self.sft_config)
             subprocess.run([sys.executable, "-m", "lit_videor2", "fit", "--config", self.sft_config], check=True)
@@ -103,9 +102,6 @@ def prepare_assets(callbacks: list[Any]) -> None:
     Called by the CLI before fit/validate/test, i.e. before processes are launched and data is read; other
     local ranks (re-launched scripts in DDP) wait for the folders to appear.
     """
-    import os
-    import time
-
     for cb in callbacks:
         if not isinstance(cb, PrepareDemoAssets):
             continue

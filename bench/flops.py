@@ -40,7 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from lit_videor2.losses import group_advantages, grpo_loss  # noqa: E402
 from lit_videor2.models.checkpointing import FunctionalCache, enable_activation_checkpointing  # noqa: E402
 from lit_videor2.models.vision import encode_videos, video_encoder_outputs  # noqa: E402
-from lit_videor2.modules.rollout import generate_group, sequence_logprobs, stop_token_ids  # noqa: E402
+from lit_videor2.rollout import generate_group, sequence_logprobs, stop_token_ids  # noqa: E402
 
 TEXT_7B = dict(
     hidden_size=3584,
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=224)
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    from lit_videor2.models.hub import load_processor
     from lit_videor2.demo.tiny import build_tiny_model
+    from lit_videor2.models.hub import load_processor
 
     dtype = torch.bfloat16 if args.device != "cpu" else torch.float32
     with tempfile.TemporaryDirectory() as tmp:

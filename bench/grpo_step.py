@@ -37,7 +37,7 @@ from lit_videor2.data.dataset import VideoSample  # noqa: E402
 from lit_videor2.data.frames import Frames  # noqa: E402
 from lit_videor2.data.records import VideoRecord  # noqa: E402
 from lit_videor2.losses import group_advantages, grpo_loss  # noqa: E402
-from lit_videor2.modules.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids  # noqa: E402
+from lit_videor2.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids  # noqa: E402
 
 QUESTION = "Which shape appears first? A. red circle B. blue square C. green triangle D. yellow star"
 
@@ -246,8 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    from lit_videor2.models.hub import load_processor
     from lit_videor2.demo.tiny import build_tiny_model
+    from lit_videor2.models.hub import load_processor
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or build_tiny_model(

@@ -66,7 +66,7 @@ def _rollout(model, processor, args):
     from grpo_step import make_frames, make_prompt
 
     from lit_videor2.models.vision import continue_positions
-    from lit_videor2.modules.rollout import generate_group, stop_token_ids
+    from lit_videor2.rollout import generate_group, stop_token_ids
 
     prompt = make_prompt(processor, make_frames(args.frames, args.size), 2.0)
     with torch.no_grad():
@@ -93,7 +93,7 @@ def _rollout(model, processor, args):
 def _logits_logprobs(model, rollout):
     """The replaced path: ``[N, T, V]`` logits from the model's head, then ``token_logprobs``."""
     from lit_videor2.losses.logprobs import token_logprobs
-    from lit_videor2.modules.rollout import _video_kwargs
+    from lit_videor2.rollout.logprobs import _video_kwargs
 
     lp, t = rollout.prompt_length, rollout.completion_length
     out = model(
@@ -113,7 +113,7 @@ def worker(args) -> None:
 
     from lit_videor2.models.checkpointing import enable_activation_checkpointing
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.modules.rollout import sequence_logprobs
+    from lit_videor2.rollout import sequence_logprobs
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -165,7 +165,7 @@ def ask(
     """Answer ``question`` about ``video`` with the model in folder ``model``.
 
     Decoding is greedy, by the same engine as validation and ``test``
-    (:func:`~lit_videor2.modules.generation.generate_completions`): explicit positions, no ``generation_config``.
+    (:func:`~lit_videor2.rollout.engine.generate_completions`): explicit positions, no ``generation_config``.
     """
     import torch
 
@@ -176,7 +176,7 @@ def ask(
     from lit_videor2.data.sampling import FrameSampling
     from lit_videor2.models.hub import load_processor
     from lit_videor2.models.policy import PolicySpec, load_policy
-    from lit_videor2.modules.generation import GenerationSettings, generate_completions
+    from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
     video = Path(video)
     if not video.is_file():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import lit_videor2.modules.generation as generation
+import lit_videor2.rollout.engine as generation
 from lit_videor2.ask import AskResult, cited_timestamps, format_result, lettered, parse_completion
 from lit_videor2.cli import main as cli_main
 

@@ -40,7 +40,7 @@ class UnevenEnds(L.Callback):
     """
 
     def setup(self, trainer, pl_module, stage) -> None:
-        from lit_videor2.modules import rollout
+        from lit_videor2.rollout import generation as rollout
 
         original = rollout.build_logits_processors
         first = trainer.global_rank == 0

@@ -147,7 +147,7 @@ def test_batched_greedy_equals_one_by_one(synth_dir, tiny_model_dir):  # noqa: F
     from lit_videor2.data.datamodule import VideoDataModule
     from lit_videor2.models.hub import load_processor
     from lit_videor2.models.policy import PolicySpec, load_policy
-    from lit_videor2.modules.generation import GenerationSettings, generate_completions
+    from lit_videor2.rollout.engine import GenerationSettings, generate_completions
     from tests.fixtures import SMALL
 
     def batches(bs):
@@ -198,7 +198,7 @@ def _row(completion: str, **kw) -> dict:
 
 def test_judge_recomputes_without_generating(tmp_path, monkeypatch):
     import lit_videor2.models.policy as policy
-    import lit_videor2.modules.generation as generation
+    import lit_videor2.rollout.engine as generation
 
     def boom(*a, **k):
         raise AssertionError("judge must not load a policy or generate")

@@ -20,7 +20,7 @@ from lit_videor2.models.checkpointing import (
     is_activation_checkpointing,
 )
 from lit_videor2.models.hub import load_processor
-from lit_videor2.modules.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
+from lit_videor2.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
 
 SIDE = {"qwen2_vl": 56, "qwen2_5_vl": 56, "qwen3_vl": 64}  # multiples of patch x merge (28, 32)
 

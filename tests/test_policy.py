@@ -97,7 +97,7 @@ def test_text_only_config_is_rejected(tmp_path):
 def test_each_generation_loads_trains_with_lora(arch, tiny_models, synth_dir):  # noqa: F811
     """Load with LoRA, one SFT loss on a real video batch, gradients only on the language-model adapters."""
     from lit_videor2.data.datamodule import VideoDataModule
-    from lit_videor2.modules.sft import assistant_token_loss
+    from lit_videor2.losses.sft import assistant_token_loss
 
     model_dir = tiny_models(arch)
     model = load_policy(PolicySpec(path=str(model_dir), lora=LoraSpec(r=4, alpha=8)))

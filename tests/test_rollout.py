@@ -1,4 +1,4 @@
-"""Group-shared rollouts (lit_videor2.modules.rollout) against the plain per-completion paths.
+"""Group-shared rollouts (lit_videor2.rollout) against the plain per-completion paths.
 
 Every shared path is compared with the baseline other frameworks use (each prompt row repeated G times with its
 own video, ``model.generate`` and full forwards) on a tiny Qwen2.5-VL, with prompts made by the project's
@@ -17,7 +17,7 @@ from lit_videor2.data.dataset import VideoSample
 from lit_videor2.data.frames import Frames
 from lit_videor2.data.records import VideoRecord
 from lit_videor2.models.vision import continue_positions, original_rope_index, vision_special_token_ids
-from lit_videor2.modules.rollout import (
+from lit_videor2.rollout import (
     PromptBatch,
     Rollout,
     completion_mask_from_eos,

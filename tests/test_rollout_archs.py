@@ -12,7 +12,7 @@ from lit_videor2.data.frames import Frames
 from lit_videor2.data.records import VideoRecord
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.vision import original_rope_index, vision_special_token_ids
-from lit_videor2.modules.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
+from lit_videor2.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
 
 SIZE = {"qwen2_vl": 56, "qwen3_vl": 64}  # multiples of patch x merge (28, 32)
 

@@ -282,7 +282,7 @@ class LanguageModelPositions:
 @pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen2_vl"])
 def test_sft_loss_forward_positions(arch, tiny_models, synth_dir):
     from lit_videor2.data.datamodule import VideoDataModule
-    from lit_videor2.modules.sft import assistant_token_loss
+    from lit_videor2.losses.sft import assistant_token_loss
     from tests.fixtures import SMALL
 
     dm = VideoDataModule(
@@ -306,7 +306,7 @@ def test_sft_loss_forward_positions(arch, tiny_models, synth_dir):
 
 @pytest.mark.parametrize("share", [True, False], ids=["shared", "per-completion"])
 def test_grpo_generation_and_logprob_positions(share, tiny_models, processors):
-    from lit_videor2.modules.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
+    from lit_videor2.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
 
     g = 2
     model = _model(tiny_models, "qwen2_5_vl")
@@ -361,7 +361,7 @@ def test_test_stage_positions_settings_logged(tmp_path, tiny_models, synth_dir):
     from lit_videor2.data.datamodule import VideoDataModule
     from lit_videor2.models.policy import PolicySpec
     from lit_videor2.modules.evaluation import EvalModule
-    from lit_videor2.modules.generation import GenerationSettings
+    from lit_videor2.rollout.engine import GenerationSettings
     from tests.fixtures import SMALL
 
     folder = tiny_models("qwen2_5_vl")

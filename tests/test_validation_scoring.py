@@ -23,8 +23,8 @@ from lit_videor2.models.policy import PolicySpec
 from lit_videor2.modules import base as base_module
 from lit_videor2.modules import evaluation as eval_module
 from lit_videor2.modules.base import GenerationEval
-from lit_videor2.modules.generation import Completions
 from lit_videor2.modules.sft import SFTModule
+from lit_videor2.rollout.engine import Completions
 from tests.fixtures import SMALL, synth_dir, tiny_model_dir  # noqa: F401
 
 

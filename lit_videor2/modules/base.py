@@ -20,8 +20,8 @@ from lit_videor2.judges import RuleBasedJudge
 from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
-from lit_videor2.modules.generation import GenerationSettings, generate_completions
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
+from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from lit_videor2.evaluation.tables import METRICS, compute_results, results_mark
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.models.policy import PolicySpec
 from lit_videor2.modules.base import PolicyModule
-from lit_videor2.modules.generation import GenerationSettings, generate_completions
+from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
 log = logging.getLogger(__name__)
 

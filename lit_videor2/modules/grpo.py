@@ -29,9 +29,8 @@ from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
 from lit_videor2.losses.grpo import GRPOLossStats
 from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
 from lit_videor2.modules.base import NonFiniteLossError, PolicyModule
-from lit_videor2.modules.generation import stop_token_ids
-from lit_videor2.modules.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs
 from lit_videor2.rewards import RewardComposition, component_stats
+from lit_videor2.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs, stop_token_ids
 
 log = logging.getLogger(__name__)
 

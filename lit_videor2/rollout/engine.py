@@ -1,8 +1,8 @@
 """One generation path for validation, ``test`` and ``ask``: the rollout engine, with every setting explicit.
 
-:func:`generate_completions` runs :func:`~lit_videor2.modules.rollout.generate_group` with ``group_size=1``, so
+:func:`generate_completions` runs :func:`~lit_videor2.rollout.generate_group` with ``group_size=1``, so
 evaluation decodes exactly as GRPO does: explicit 3-D positions by the original Qwen rule, every vision special
-token suppressed, the project's one list of stop tokens (:func:`~lit_videor2.modules.rollout.stop_token_ids`), and
+token suppressed, the project's one list of stop tokens (:func:`~lit_videor2.rollout.stop_token_ids`), and
 only the :class:`GenerationSettings` given. Nothing comes from the checkpoint's ``generation_config`` (Qwen2.5-VL-
 7B-Instruct ships ``repetition_penalty`` 1.05 and its own sampling defaults, which ``model.generate`` would apply).
 """
@@ -17,9 +17,11 @@ from torch import nn
 
 from lit_videor2.models.policy import inner_model
 from lit_videor2.models.vision import vision_special_token_ids
-from lit_videor2.modules.rollout import PromptBatch, generate_group, stop_token_ids
+from lit_videor2.rollout.containers import PromptBatch
+from lit_videor2.rollout.decoding import stop_token_ids
+from lit_videor2.rollout.generation import generate_group
 
-__all__ = ["Completions", "GenerationSettings", "generate_completions", "stop_token_ids"]
+__all__ = ["Completions", "GenerationSettings", "generate_completions"]
 
 
 @dataclass
@@ -56,7 +58,7 @@ class GenerationSettings:
         return asdict(self)
 
     def engine_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~lit_videor2.modules.rollout.generate_group` for these settings."""
+        """Keyword arguments of :func:`~lit_videor2.rollout.generate_group` for these settings."""
         return {f: getattr(self, f) for f in GenerationSettings.__dataclass_fields__}
 
 
@@ -86,7 +88,7 @@ def generate_completions(
     Args:
         model: the policy (a peft wrapper is fine).
         tokenizer: its tokenizer (stop ids, pad id, decoding).
-        batch: a :class:`~lit_videor2.modules.rollout.PromptBatch` or a collated batch with ``prompt_*`` keys.
+        batch: a :class:`~lit_videor2.rollout.PromptBatch` or a collated batch with ``prompt_*`` keys.
         settings: decoding settings; default :class:`GenerationSettings` (greedy, 256 tokens).
         synced: decode in lockstep with the other ranks (pass ``world_size > 1``: under FSDP every rank must run
             the same forwards).

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from lit_videor2.benchmarks import ADAPTERS, BenchmarkFormatError, Skips, convert, write_records
-from lit_videor2.benchmarks.adapters import segment_name
 from lit_videor2.benchmarks.common import letter_for_answer, split_question_options
+from lit_videor2.benchmarks.general import segment_name
 from lit_videor2.cli import main as cli_main
 from lit_videor2.data.schema import load_records
 

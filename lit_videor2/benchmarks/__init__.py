@@ -20,24 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lit_videor2.benchmarks.adapters import (
-    ADAPTERS,
-    MVBENCH_TASKS,
+from lit_videor2.benchmarks.adapters import ADAPTERS
+from lit_videor2.benchmarks.common import BenchmarkFormatError, Skips
+from lit_videor2.benchmarks.general import MVBENCH_TASKS, convert_mvbench, convert_tempcompass, convert_videomme
+from lit_videor2.benchmarks.knowledge import convert_mmvu, convert_scivideobench, convert_videommmu
+from lit_videor2.benchmarks.long_video import convert_longvideobench, convert_mlvu
+from lit_videor2.benchmarks.reasoning import (
     VSI_CHOICE_TYPES,
     VSI_NUMERIC_TYPES,
-    convert_longvideobench,
     convert_minerva,
-    convert_mlvu,
-    convert_mmvu,
-    convert_mvbench,
-    convert_scivideobench,
-    convert_tempcompass,
     convert_videomathqa,
-    convert_videomme,
-    convert_videommmu,
     convert_vsibench,
 )
-from lit_videor2.benchmarks.common import BenchmarkFormatError, Skips
 from lit_videor2.data.schema import load_records
 
 

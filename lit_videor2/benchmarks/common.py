@@ -361,3 +361,29 @@ def iter_with_video_check(
                 )
             rec["video"] = str(alt.relative_to(root))
         yield rec
+
+
+def video_prefix_or(video_prefix: str | None, default: str) -> str:
+    """``video_prefix`` (or a layout's ``default``) ending in ``/`` unless empty."""
+    p = default if video_prefix is None else video_prefix
+    return p if not p or p.endswith("/") else p + "/"
+
+
+def checked_records(records: list[dict], video_root: str | Path | None, skip_missing: bool) -> list[dict]:
+    """The records whose videos exist under ``video_root`` (see :func:`iter_with_video_check`)."""
+    return list(iter_with_video_check(records, video_root, skip_missing))
+
+
+def mc_record(benchmark: str, rid: str, video: str, question: str, options: list, answer: Any, where: str, meta=None):
+    """A multiple-choice record: options lettered, the answer given as a letter, an option or its index."""
+    opts = lettered_options(options, where)
+    return make_record(
+        benchmark=benchmark,
+        record_id=rid,
+        video=video,
+        question=question,
+        problem_type="multiple choice",
+        answer=letter_for_answer(answer, opts, where),
+        options=opts,
+        meta=meta,
+    )

@@ -47,7 +47,9 @@ class _LogprobHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [N, T, H] -> [N, T]
         if self.labels is None:
-            return hidden.new_zeros(hidden.shape[:2])
+            # Zeros that stay in the autograd graph: under FSDP2 the pre-backward hooks of the root and the last
+            # decoder layer fire only if the forward's output reaches the loss (see _shared_prompt_logprobs).
+            return hidden.sum(-1) * 0.0
         if getattr(self.head, "bias", None) is not None:
             raise ValueError("sequence_logprobs: an LM head with a bias is not supported (Qwen-VL heads have none).")
         return hidden_logprobs(
@@ -122,7 +124,7 @@ def _shared_prompt_logprobs(
     cache = FunctionalCache.recording(len(language_model(model).layers))
     no_positions = torch.zeros(0, dtype=torch.long, device=prompt.input_ids.device)
     with _logprob_head(model, None, temperature, chunk_size):
-        model(
+        prompt_out = model(
             input_ids=prompt.input_ids[:, :-1],  # [B, Lp - 1]
             attention_mask=prompt.attention_mask[:, :-1],
             position_ids=rollout.prompt_position_ids[..., :-1],  # (3, B, Lp - 1)
@@ -141,7 +143,10 @@ def _shared_prompt_logprobs(
             use_cache=True,
             logits_to_keep=0,
         )
-    return out.logits  # [N, T]
+    # The prompt pass's own output (zeros) joins the loss so that FSDP2's pre-backward hooks on its root and last
+    # decoder layer fire: otherwise the gradient reaching those layers through the KV cache finds them resharded
+    # ("setStorage ... storage of size 0"). It adds exactly 0.
+    return out.logits + 0.0 * prompt_out.logits.sum()  # [N, T]
 
 
 def sequence_logprobs(

@@ -12,8 +12,12 @@ One step = generation of G completions + reference log-prob forward + policy log
     video but drops it from its loss forward, so the frames are fed as *images* instead: every other frame of the
     same clip, 16 images of 224x224 = the same 1,024 visual tokens and the same 4,096 vision patches per prompt.
 
-Usage: ``python bench/grpo_step.py [--steps 5] [--threads 2] [--no-trl] [--checkpointing] [--hidden 256 --layers 4]``. Other jobs on the same CPU cores slow
-everything down: steps of (a) and (b) are interleaved and medians are reported.
+Usage: ``python bench/grpo_step.py [--steps 5] [--threads 2] [--no-trl] [--checkpointing off|on|both]
+[--model demo=64x2 --model language=256x4]``. By default both tiny models (the vision-dominated demo one, LLM hidden
+64 and 2 layers, and a language-dominant one, hidden 256 and 4 layers) are run with checkpointing off and then on,
+and a summary prints the two settings side by side with the ratios (a)/(b) and (a)/TRL. Other jobs on the same CPU
+cores slow everything down: steps are interleaved A B A B (a TRL step, then one step each of (a) and (b), run from
+TRL's step-end callback, outside TRL's timed interval) and medians are reported.
 """
 
 from __future__ import annotations
@@ -99,22 +103,34 @@ def lit_step(policy, reference, optimizer, prompt: PromptBatch, args, eos: list[
     return {"generate": t1 - t0, "reference": t2 - t1, "policy": t3 - t2, "step": t3 - t0}
 
 
-def run_lit(model_dir: Path, processor, args) -> dict[str, dict[str, float]]:
-    """Medians per phase for (a) and (b), their steps interleaved so that CPU noise hits both alike."""
-    prompt = make_prompt(processor, make_frames(args.frames, args.size), args.fps)
-    n_video = int(prompt.video_grid_thw.prod(-1).item()) // 4
-    print(f"prompt: {prompt.length} tokens, {n_video} video tokens, grid {prompt.video_grid_thw.tolist()[0]}")
-    policy, reference = load_policy_and_reference(model_dir, args.checkpointing)
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
-    eos = stop_token_ids(processor.tokenizer)
-    times: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
-    for i in range(args.warmup + args.steps):
+class LitArms:
+    """Arms (a) and (b) on one model and checkpointing setting; ``round`` runs one step of each, in turn."""
+
+    def __init__(self, model_dir: Path, processor, prompt: PromptBatch, args, checkpointing: bool) -> None:
+        self.policy, self.reference = load_policy_and_reference(model_dir, checkpointing)
+        self.optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad], lr=1e-6)
+        self.eos = stop_token_ids(processor.tokenizer)
+        self.prompt, self.args, self.rounds = prompt, args, 0
+        self.times: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
+
+    def round(self) -> None:
+        """One step of (a) then (b); recorded once the warm-up rounds are done."""
         for key, share in (("a", True), ("b", False)):
-            t = lit_step(policy, reference, optimizer, prompt, args, eos, share)
-            print(f"  step {i} ({key}): " + ", ".join(f"{k} {v:.3f}" for k, v in t.items()), flush=True)
-            if i >= args.warmup:
-                times[key].append(t)
-    return {k: {p: statistics.median(t[p] for t in v) for p in v[0]} for k, v in times.items()}
+            t = lit_step(self.policy, self.reference, self.optimizer, self.prompt, self.args, self.eos, share)
+            print(f"  step {self.rounds} ({key}): " + ", ".join(f"{k} {v:.3f}" for k, v in t.items()), flush=True)
+            if self.rounds >= self.args.warmup:
+                self.times[key].append(t)
+        self.rounds += 1
+
+    def medians(self) -> dict[str, dict[str, float]]:
+        """Median seconds per phase of each arm."""
+        return {k: {p: statistics.median(t[p] for t in v) for p in v[0]} for k, v in self.times.items()}
+
+
+def run_lit(arms: LitArms, rounds: int) -> None:
+    """Run ``rounds`` more rounds of (a) and (b), their steps interleaved so that CPU noise hits both alike."""
+    while arms.rounds < rounds:
+        arms.round()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -134,7 +150,7 @@ def _trl_dataset(frames: torch.Tensor, n: int):
 class _StepTimer:
     """A ``TrainerCallback`` recording wall-clock seconds of every optimizer step."""
 
-    def __init__(self) -> None:
+    def __init__(self, between=None) -> None:
         from transformers import TrainerCallback
 
         timer = self
@@ -146,14 +162,16 @@ class _StepTimer:
             def on_step_end(self, *a, **k):
                 timer.steps.append(time.perf_counter() - timer.start)
                 print(f"  step {len(timer.steps) - 1} (c): step {timer.steps[-1]:.3f}", flush=True)
+                if between is not None:  # the lit_videor2 arms' round, after the TRL step (A B A B)
+                    between()
 
         self.steps: list[float] = []
         self.start = 0.0
         self.callback = Callback()
 
 
-def run_trl(model_dir: Path, processor, args) -> tuple[float | None, str]:
-    """Median seconds per TRL ``GRPOTrainer`` step, or ``(None, reason)``."""
+def run_trl(model_dir: Path, processor, args, checkpointing: bool, between=None) -> tuple[float | None, str]:
+    """Median seconds per TRL ``GRPOTrainer`` step, or ``(None, reason)``; ``between()`` runs after each step."""
     try:
         import trl
         from trl import GRPOConfig, GRPOTrainer
@@ -166,7 +184,7 @@ def run_trl(model_dir: Path, processor, args) -> tuple[float | None, str]:
     model.model.visual.requires_grad_(False)
     size = {"shortest_edge": args.size * args.size, "longest_edge": args.size * args.size}
     processor.image_processor.size = size  # keep 224x224 (the default minimum pixels would upscale)
-    timer = _StepTimer()
+    timer = _StepTimer(between)
     with tempfile.TemporaryDirectory() as out:
         config = GRPOConfig(
             output_dir=out,
@@ -185,7 +203,7 @@ def run_trl(model_dir: Path, processor, args) -> tuple[float | None, str]:
             save_strategy="no",
             use_cpu=True,
             bf16=False,
-            gradient_checkpointing=args.checkpointing,
+            gradient_checkpointing=checkpointing,
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
@@ -207,6 +225,18 @@ def run_trl(model_dir: Path, processor, args) -> tuple[float | None, str]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _model_spec(text: str) -> tuple[str, int, int]:
+    """``NAME=HIDDENxLAYERS`` (e.g. ``language=256x4``) -> ``(name, hidden, layers)``."""
+    try:
+        name, size = text.split("=")
+        hidden, layers = size.lower().split("x")
+        return name, int(hidden), int(layers)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--model {text!r}: expected NAME=HIDDENxLAYERS, e.g. language=256x4"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=5, help="measured steps per configuration (medians)")
@@ -217,11 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--model-dir", type=Path, default=None, help="existing tiny qwen2_5_vl folder (default: build one)")
+    p.add_argument("--model-dir", type=Path, default=None, help="existing tiny qwen2_5_vl folder (default: build them)")
     p.add_argument("--no-trl", action="store_true")
-    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing on (lit_videor2 and TRL)")
-    p.add_argument("--hidden", type=int, default=64, help="LLM width of the tiny model (>= 256: language-dominant)")
-    p.add_argument("--layers", type=int, default=2, help="LLM decoder layers of the tiny model")
+    p.add_argument(
+        "--checkpointing",
+        choices=("off", "on", "both"),
+        default="both",
+        help="activation checkpointing (lit_videor2 and TRL); both: off then on, printed side by side",
+    )
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        type=_model_spec,
+        help="tiny model NAME=HIDDENxLAYERS of the LLM, repeatable "
+        "(default: demo=64x2 and language=256x4, the language-dominant one)",
+    )
     return p
 
 
@@ -235,11 +276,43 @@ def _print_table(lit: dict[str, dict[str, float]], trl_step: float | None, trl_n
         print(f"{'(c) TRL GRPOTrainer':<44} {'':>9} {'':>10} {'':>8} {trl_step:>8.3f}   ({trl_note})")
     else:
         print(f"TRL: {trl_note}")
-    print(f"\npolicy update (a)/(b) = {lit['a']['policy'] / lit['b']['policy']:.3f}")
-    a, b = lit["a"]["step"], lit["b"]["step"]
-    print(f"\n(a)/(b) = {a / b:.3f}  ->  group sharing is {b / a:.2f}x faster than per-completion encoding")
-    if trl_step is not None:
-        print(f"(a)/(c) = {a / trl_step:.3f}  ->  group sharing is {trl_step / a:.2f}x faster than TRL")
+
+
+def _print_summary(rows: list[tuple[str, str, dict[str, dict[str, float]], float | None]]) -> None:
+    """Checkpointing off and on side by side: seconds per step and the ratios (a)/(b), (a)/TRL."""
+    head = f"{'model':<24} {'ckpt':>4} {'(a) s':>7} {'(b) s':>7} {'TRL s':>7} {'policy (a)/(b)':>15} {'(a)/(b)':>8} {'(a)/TRL':>8}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for model, ckpt, lit, trl_step in rows:
+        a, b = lit["a"]["step"], lit["b"]["step"]
+        policy = lit["a"]["policy"] / lit["b"]["policy"]
+        trl_s = f"{trl_step:>7.3f}" if trl_step is not None else f"{'-':>7}"
+        trl_r = f"{a / trl_step:>8.3f}" if trl_step is not None else f"{'-':>8}"
+        print(f"{model:<24} {ckpt:>4} {a:>7.3f} {b:>7.3f} {trl_s} {policy:>15.3f} {a / b:>8.3f} {trl_r}")
+
+
+def run_model(model_dir: Path, args) -> list[tuple[str, dict[str, dict[str, float]], float | None, str]]:
+    """Every checkpointing setting on one model folder: lit_videor2 (a), (b) and TRL steps interleaved."""
+    from lit_videor2.models.hub import load_processor
+
+    processor = load_processor(str(model_dir))
+    prompt = make_prompt(processor, make_frames(args.frames, args.size), args.fps)  # before TRL resizes images
+    n_video = int(prompt.video_grid_thw.prod(-1).item()) // 4
+    print(f"prompt: {prompt.length} tokens, {n_video} video tokens, grid {prompt.video_grid_thw.tolist()[0]}")
+    settings = {"off": [False], "on": [True], "both": [False, True]}[args.checkpointing]
+    rounds = args.warmup + args.steps
+    out = []
+    for checkpointing in settings:
+        ckpt = "on" if checkpointing else "off"
+        print(f"-- activation checkpointing {ckpt}", flush=True)
+        arms = LitArms(model_dir, processor, prompt, args, checkpointing)
+        if args.no_trl:
+            trl_step, trl_note = None, "not run (--no-trl)"
+        else:  # A B A B: a TRL step, then one step each of (a) and (b)
+            trl_step, trl_note = run_trl(model_dir, processor, args, checkpointing, between=arms.round)
+        run_lit(arms, rounds)  # the rounds still missing (all of them without TRL, or if TRL stopped early)
+        out.append((ckpt, arms.medians(), trl_step, trl_note))
+        del arms
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,22 +320,28 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from lit_videor2.demo.tiny import build_tiny_model
-    from lit_videor2.models.hub import load_processor
 
+    models = args.models or [("demo", 64, 2), ("language", 256, 4)]
+    if args.model_dir is not None:
+        models = [(args.model_dir.name, 0, 0)]
+    print(f"torch {torch.__version__}, {args.threads} threads; tiny qwen2_5_vl models {models}")
+    print(f"G={args.group_size}, {args.new_tokens} new tokens, {args.frames} frames {args.size}x{args.size}")
+    summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model_dir or build_tiny_model(
-            "qwen2_5_vl", Path(tmp) / "tiny", seed=0, hidden_size=args.hidden, layers=args.layers
-        )
-        processor = load_processor(str(model_dir))
-        print(f"torch {torch.__version__}, {args.threads} threads; tiny qwen2_5_vl at {model_dir}")
-        print(f"G={args.group_size}, {args.new_tokens} new tokens, {args.frames} frames {args.size}x{args.size}")
-        print(
-            f"LLM hidden {args.hidden}, {args.layers} layers; activation checkpointing {'on' if args.checkpointing else 'off'}"
-        )
-        lit = run_lit(model_dir, processor, args)
-        trl_step, trl_note = (None, "not run (--no-trl)") if args.no_trl else run_trl(model_dir, processor, args)
-    print(f"\nseconds per GRPO step, median of {args.steps} (after {args.warmup} warm-up)")
-    _print_table(lit, trl_step, trl_note)
+        for name, hidden, layers in models:
+            model_dir = args.model_dir or build_tiny_model(
+                "qwen2_5_vl", Path(tmp) / name, seed=0, hidden_size=hidden, layers=layers
+            )
+            label = name if args.model_dir else f"{name} ({hidden}, {layers} layers)"
+            print(f"\n== {label}: {model_dir}", flush=True)
+            for ckpt, lit, trl_step, trl_note in run_model(model_dir, args):
+                print(
+                    f"\n{label}, checkpointing {ckpt}: seconds per GRPO step, median of {args.steps} (after {args.warmup} warm-up)"
+                )
+                _print_table(lit, trl_step, trl_note)
+                summary.append((label, ckpt, lit, trl_step))
+    print(f"\nside by side (median s/step, {args.threads} threads; (a) sharing, (b) per completion, TRL GRPOTrainer)")
+    _print_summary(summary)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ UPWARD = ("lit_videor2.modules", "lit_videor2.evaluation", "lit_videor2.demo")
 MAX_LINES = 450
 #: Modules still over the limit, each capped at its size when the limit was set: they may shrink, never grow.
 #: Remove an entry once its module is split (the test says so).
-OVER_LIMIT = {"lit_videor2/text.py": 478, "lit_videor2/modules/grpo.py": 460}
+OVER_LIMIT = {"lit_videor2/text.py": 478}
 
 
 def imported_modules(source: str, module: str) -> list[tuple[int, str]]:

@@ -74,33 +74,6 @@ class PredictionsFileError(UserError, ValueError):
     """A predictions file with a line that is not JSON in the middle (not a torn last line, which is repaired)."""
 
 
-PREDICTION_FIELDS = (
-    "id",
-    "benchmark",
-    "group",
-    "completion",
-    "answer_parsed",
-    "concluded",
-    "correct",
-    "concluded_accuracy",
-    "format",
-    "tac_a",
-    "tac_t",
-    "consistent",
-    "vas",
-    "tar",
-    "judge",
-    "num_tokens",
-    "question",
-    "answer",
-    "problem_type",
-    "options",
-    "video",
-    "frame_times",
-    "temporal_grounding",
-)
-
-
 #: Columns of a batch (``batch["columns"]``) copied into each predictions row.
 ROW_COLUMNS = (
     "id",
@@ -114,6 +87,25 @@ ROW_COLUMNS = (
     "frame_times",
     "temporal_grounding",
 )
+
+#: The judgments :func:`~lit_videor2.evaluation.judging.judge_rows` adds to a row (and the completion's length).
+JUDGMENT_FIELDS = (
+    "answer_parsed",
+    "concluded",
+    "correct",
+    "concluded_accuracy",
+    "format",
+    "tac_a",
+    "tac_t",
+    "consistent",
+    "vas",
+    "tar",
+    "judge",
+    "num_tokens",
+)
+
+#: Every field of a predictions row, in file order: identity, the completion, the judgments, the record's columns.
+PREDICTION_FIELDS = (*ROW_COLUMNS[:3], "completion", *JUDGMENT_FIELDS, *ROW_COLUMNS[3:])
 
 
 def batch_rows(

@@ -7,6 +7,7 @@ import logging
 import random
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -185,6 +186,27 @@ class PolicyModule(L.LightningModule):
         """Log ``data/skipped``: records this rank skipped so far (``data.on_error: skip``), summed over ranks."""
         self.skipped_samples += int(batch.get("num_skipped", 0))
         self.log("data/skipped", float(self.skipped_samples), reduce_fx="sum", sync_dist=True)
+
+    def skip_or_stop_nonfinite(self, what: str, value: torch.Tensor | float, hint: str) -> None:
+        """A NaN/inf ``what`` (loss, gradient norm): count the skipped update (``train/nonfinite_steps``), or, with
+        ``on_nonfinite='stop'``, write ``nonfinite.ckpt`` (never over the last good checkpoint) and raise
+        :class:`NonFiniteLossError`. ``hint`` says what the user can change."""
+        self.nonfinite_steps = getattr(self, "nonfinite_steps", 0) + 1
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps))
+        if getattr(self, "on_nonfinite", "skip") == "stop":
+            path = Path(self.trainer.default_root_dir) / "nonfinite.ckpt"
+            self.trainer.save_checkpoint(path)
+            raise NonFiniteLossError(
+                f"{what} is {float(value)} at global step {self.global_step}; the update was not applied and a "
+                f"checkpoint was written to {path}. {hint}"
+            )
+        log.warning(
+            "non-finite %s %s at step %d: update skipped (%d so far)",
+            what,
+            float(value),
+            self.global_step,
+            self.nonfinite_steps,
+        )
 
     # -- checkpoints: RNG --------------------------------------------------------------------------------
 

@@ -28,11 +28,13 @@ from lit_videor2.data.dataset import repeat_columns
 from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
 from lit_videor2.losses.grpo import GRPOLossStats
 from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
-from lit_videor2.modules.base import NonFiniteLossError, PolicyModule
+from lit_videor2.modules.base import PolicyModule
 from lit_videor2.rewards import RewardComposition, component_stats
 from lit_videor2.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs, stop_token_ids
 
 log = logging.getLogger(__name__)
+
+_NONFINITE_HINT = "Check the rewards and the learning rate, or set model.init_args.on_nonfinite=skip."
 
 
 @dataclass
@@ -300,7 +302,7 @@ class GRPOModule(PolicyModule):
                 max_completion_length=cfg.max_new_tokens,
             )
             if self._any_rank(not torch.isfinite(loss.detach())):  # every rank skips this backward together
-                self._nonfinite("loss", loss.detach())
+                self.skip_or_stop_nonfinite("GRPO loss", loss.detach(), _NONFINITE_HINT)
             else:
                 self.manual_backward(loss / self.accumulate_steps)
             self._micro_steps += 1
@@ -325,29 +327,6 @@ class GRPOModule(PolicyModule):
         value = torch.tensor(float(flag), device=self.device)
         return float(self.trainer.strategy.reduce(value, reduce_op="max")) > 0
 
-    def _nonfinite(self, what: str, value: torch.Tensor) -> None:
-        """Count a skipped update (``train/nonfinite_steps``), or stop with a checkpoint (``on_nonfinite='stop'``).
-
-        The stop checkpoint is written to ``nonfinite.ckpt``, never over the last good checkpoint.
-        """
-        self.nonfinite_steps += 1
-        self.log("train/nonfinite_steps", float(self.nonfinite_steps))
-        if self.on_nonfinite == "stop":
-            path = Path(self.trainer.default_root_dir) / "nonfinite.ckpt"
-            self.trainer.save_checkpoint(path)
-            raise NonFiniteLossError(
-                f"GRPO {what} is {float(value)} at global step {self.global_step} (micro-step {self._micro_steps}); "
-                f"the update was not applied and a checkpoint was written to {path}. Check the rewards and the "
-                "learning rate, or set model.init_args.on_nonfinite=skip."
-            )
-        log.warning(
-            "non-finite %s %s at step %d: update skipped (%d so far)",
-            what,
-            float(value),
-            self.global_step,
-            self.nonfinite_steps,
-        )
-
     def _optimizer_step(self) -> None:
         opt = self.optimizers()
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -358,7 +337,7 @@ class GRPOModule(PolicyModule):
             norm = self.grad_norm()
         if self._any_rank(not torch.isfinite(norm)):  # the full norm is the same on every rank; agree anyway
             opt.zero_grad(set_to_none=True)
-            self._nonfinite("gradient norm", norm)
+            self.skip_or_stop_nonfinite("GRPO gradient norm", norm, _NONFINITE_HINT)
             return
         self.log("train/grad_norm", norm)
         opt.step()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -65,7 +64,11 @@ class SFTModule(PolicyModule):
             total, units = total * 0.0, units * 0.0
         bad = torch.tensor(float(not torch.isfinite(total)), device=self.device)
         if float(self.trainer.strategy.reduce(bad, reduce_op="max")) > 0:  # every rank skips together
-            return self._nonfinite(total)
+            return self.skip_or_stop_nonfinite(
+                "SFT loss",
+                total,
+                "Lower the learning rate, check the data of this step, or set model.init_args.on_nonfinite=skip.",
+            )
         now = time.perf_counter()
         if self._t_last is not None and not dummy:
             self.log("train/tokens_per_s", float(batch["attention_mask"].sum()) / max(now - self._t_last, 1e-9))
@@ -102,21 +105,6 @@ class SFTModule(PolicyModule):
         for g in grads:
             g.mul_(factor)
         self.log("train/grad_norm", self.grad_norm())
-
-    def _nonfinite(self, loss: torch.Tensor) -> None:
-        self.nonfinite_steps += 1
-        self.log("train/nonfinite_steps", float(self.nonfinite_steps))
-        if self.on_nonfinite == "stop":
-            path = Path(self.trainer.default_root_dir) / "nonfinite.ckpt"
-            self.trainer.save_checkpoint(path)
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at global step {self.global_step}; checkpoint written to {path}. "
-                "Lower the learning rate, check the data of this step, or set model.on_nonfinite=skip."
-            )
-        log.warning(
-            "non-finite loss %s at step %d skipped (%d so far)", loss.item(), self.global_step, self.nonfinite_steps
-        )
-        return None
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         batch, dummy = self.collective_batch(batch, "val")  # an empty rank replays a batch, results discarded

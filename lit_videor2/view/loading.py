@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_videor2.evaluation.judging import judge_rows
-from lit_videor2.evaluation.predictions import read_predictions, row_key
+from lit_videor2.evaluation.predictions import JUDGMENT_FIELDS, read_predictions, row_key
 from lit_videor2.judges import RuleBasedJudge
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.view.annotate import cited_times, tac_spans, tar_pairing, text_segments
@@ -42,21 +42,6 @@ __all__ = [
 
 #: Fields of a completions row that are not reward components.
 COMPLETION_FIELDS = ("step", "id", "completion", "reward", "advantage", "num_tokens")
-#: Predictions fields copied into an entry (the judgments).
-JUDGMENT_FIELDS = (
-    "answer_parsed",
-    "concluded",
-    "correct",
-    "concluded_accuracy",
-    "format",
-    "tac_a",
-    "tac_t",
-    "consistent",
-    "vas",
-    "tar",
-    "judge",
-    "num_tokens",
-)
 
 
 def _finite(x: Any) -> float | None:

@@ -89,7 +89,13 @@ def test_validation_and_test_give_the_same_numbers(tmp_path, monkeypatch, synth_
 
     # `lit_videor2 test` on the same records.
     cfg = {
-        "trainer": {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False},
+        "trainer": {
+            "accelerator": "cpu",
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(tmp_path / "eval"),  # the CLI saves its config.yaml here, not in the cwd
+        },
         "model": {
             "class_path": "lit_videor2.modules.evaluation.EvalModule",
             "init_args": {

@@ -7,6 +7,7 @@ says which source frame it is; each case decodes to the right frames at the righ
 from __future__ import annotations
 
 import fractions
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,6 @@ def make_clip(path: Path, codec: str, n: int = 8, fps: int = 8, w: int = 32, h: 
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps, options=kw.pop("options", {}))
         s.width, s.height, s.pix_fmt = w, h, kw.pop("pix_fmt", "yuv420p")
-        if "rotate" in kw:
-            s.metadata["rotate"] = str(kw.pop("rotate"))  # legacy tag; FFmpeg muxers turn it into a display matrix
         if pts_ms is not None:
             s.codec_context.time_base = s.time_base = fractions.Fraction(1, 1000)
         for i in range(n):
@@ -126,18 +125,78 @@ def test_variable_frame_rate_fails_clearly(tmp_path, backend):
     _check(decode_video(mild, ALL, backend, fallback=None), 8, 8.0)  # jitter within a frame is constant-rate
 
 
-def test_rotation_tag_is_not_applied(tmp_path):
-    """A rotation tag is ignored by both backends: frames come as stored (documented in docs/data.md)."""
-    clip = make_clip(tmp_path / "rot.mp4", "libx264", w=64, h=32, rotate=90)
-    with av.open(str(clip)) as c:
-        stream = c.streams.video[0]
-        tagged = "rotate" in stream.metadata or getattr(next(c.decode(stream)), "rotation", 0)
-    if not tagged:
-        pytest.skip("this FFmpeg build drops the rotate tag on write; no rotated clip to test")
+# Display matrices as phones (and FFmpeg's MP4 muxer) write them into the ``tkhd`` box for a clip to be shown turned
+# 90/180/270 degrees clockwise: ``[a, b, u, c, d, v, x, y, w]``, a..d/x/y in 16.16 and u/v/w in 2.30 fixed point,
+# big-endian. A stored pixel (p, q) (x right, y down) is shown at (a p + c q + x, b p + d q + y); for 90 degrees
+# that is (H - q, p): the stored top-left corner (0, 0) lands at (H, 0), the top-right of the shown W x H picture,
+# i.e. the picture turns clockwise, as ffplay and browsers show it. FFmpeg calls this rotation -90 (its angles are
+# counter-clockwise: av_display_rotation_get = -atan2(b, a)). 180: (0, 0) -> (W, H), bottom-right;
+# 270 clockwise: (0, 0) -> (0, W), bottom-left.
+ONE, W30 = 1 << 16, 1 << 30
+ROTATIONS = {  # clockwise degrees -> (matrix for a W x H stored picture, corner of the marker, FFmpeg's angle)
+    90: (lambda w, h: [0, ONE, 0, -ONE, 0, 0, h * ONE, 0, W30], "top-right", -90),
+    180: (lambda w, h: [-ONE, 0, 0, 0, -ONE, 0, w * ONE, h * ONE, W30], "bottom-right", 180),
+    270: (lambda w, h: [0, -ONE, 0, ONE, 0, 0, 0, w * ONE, W30], "bottom-left", 90),
+}
+
+
+def set_display_matrix(path: Path, matrix: list[int]) -> Path:
+    """Patch the 36-byte matrix of the (only, version 0) ``tkhd`` box of an MP4, as a phone writes it."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0 and data.count(b"tkhd") == 1 and data[at + 4] == 0, "expected one version-0 tkhd box"
+    # after the type: version+flags, creation, modification, track id, reserved, duration (4 each), reserved (8),
+    # layer, alternate group, volume, reserved (2 each), then the matrix, then width and height
+    off = at + 4 + 4 * 6 + 8 + 2 * 4
+    assert struct.unpack(">9i", data[off : off + 36]) == (ONE, 0, 0, 0, ONE, 0, 0, 0, W30)  # identity as written
+    data[off : off + 36] = struct.pack(">9i", *matrix)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _corners(frame: np.ndarray) -> dict[str, float]:
+    h, w = frame.shape[0] // 8, frame.shape[1] // 8
+    return {
+        "top-left": frame[:h, :w].mean(),
+        "top-right": frame[:h, -w:].mean(),
+        "bottom-left": frame[-h:, :w].mean(),
+        "bottom-right": frame[-h:, -w:].mean(),
+    }
+
+
+@pytest.mark.parametrize("clockwise", [90, 180, 270])
+def test_rotation_tag_is_applied(tmp_path, clockwise):
+    """A 64x32 clip tagged to show turned ``clockwise`` decodes upright, as players show it, with both backends."""
+    matrix, corner, ffmpeg_angle = ROTATIONS[clockwise]
+    clip = set_display_matrix(make_clip(tmp_path / f"rot{clockwise}.mp4", "libx264", w=64, h=32), matrix(64, 32))
+    with av.open(str(clip)) as c:  # FFmpeg reads the patched box as a display matrix on the frames
+        assert next(c.decode(c.streams.video[0])).rotation % 360 == ffmpeg_angle % 360
+    shown = (64, 32) if clockwise in (90, 270) else (32, 64)
     for backend in ("decord", "pyav"):
         dec = decode_video(clip, ALL, backend, fallback=None)
-        assert dec.frames.shape[1:3] == (32, 64)
-        _check(dec, 8, 8.0)
+        assert dec.frames.shape == (8, *shown, 3) and dec.frames.flags["C_CONTIGUOUS"], backend
+        assert dec.rotation == (360 - clockwise) % 360  # counter-clockwise degrees applied
+        assert dec.times == pytest.approx([i / 8 for i in range(8)])  # frame times unchanged
+        for i, frame in zip(dec.indices, dec.frames):
+            h, w = frame.shape[:2]
+            assert abs(float(frame[h // 4 : -h // 4, w // 4 : -w // 4].mean()) - _value(i)) < 8, (backend, i)
+            bright = [k for k, v in _corners(frame).items() if v > _value(i) + 20]  # the white marker
+            assert bright == [corner], (backend, i, _corners(frame))
+    loaded = FrameLoader(FrameSampling(min_frames=2, max_frames=4, min_pixels=784, max_pixels=3136))(clip)
+    assert (loaded.frames.shape[-2] > loaded.frames.shape[-1]) == (clockwise != 180)  # resized from the shown size
+
+
+def test_mirrored_or_odd_display_matrix_fails_clearly(tmp_path):
+    clip = make_clip(tmp_path / "mirror.mp4", "libx264", n=2)
+    set_display_matrix(clip, [-ONE, 0, 0, 0, ONE, 0, 32 * ONE, 0, W30])  # horizontal flip
+    with pytest.raises(VideoDecodeError, match=r"mirror.mp4: cannot apply the rotation tag: mirrored"):
+        decode_video(clip, ALL, "pyav", fallback=None)
+    with pytest.raises(VideoDecodeError, match=r"mirror.mp4: could not decode video \(decord: .*mirrored.*pyav: "):
+        decode_video(clip, ALL)  # decord alone would show it turned 180 degrees instead of mirrored
+    odd = make_clip(tmp_path / "odd.mp4", "libx264", n=2)
+    set_display_matrix(odd, [46341, 46341, 0, -46341, 46341, 0, 0, 0, W30])  # 45 degrees clockwise
+    with pytest.raises(VideoDecodeError, match=r"odd.mp4: .*rotation of -45.0 degrees is not a multiple of 90"):
+        decode_video(odd, ALL, "decord", fallback=None)  # decord alone would ignore it
 
 
 # ------------------------------------------------------------------------------------- very tall / wide

@@ -23,6 +23,11 @@ from lit_videor2.data.sampling import FrameSampling, format_hms, resized_hw, sam
 log = logging.getLogger(__name__)
 
 
+#: Version of the decoding rules in frame-cache keys: bump it when decoded frames change for the same file and
+#: settings (2: rotation tags applied), so older cache entries are not served.
+FRAME_CACHE_VERSION = 2
+
+
 @dataclass(frozen=True)
 class Overlay:
     """Text burned into frames (off by default; applied identically at train and eval time).
@@ -156,9 +161,11 @@ class FrameLoader:
         return sample_frame_indices(total, fps, self.sampling, self.temporal_patch)
 
     def cache_key(self, path: Path, srt_path: str | None) -> str:
-        """Key over the file identity (path, size, mtime) and every parameter that changes the frames."""
+        """Key over the decoding rules (:data:`FRAME_CACHE_VERSION`), the file identity (path, size, mtime) and every
+        parameter that changes the frames."""
         st = path.stat()
         parts = {
+            "decoding": FRAME_CACHE_VERSION,
             "path": str(path.resolve()),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,

@@ -196,7 +196,9 @@ def test_grpo_nonfinite_loss_skips_update_or_stops(synth_dir, tiny_model_dir, tm
     cli = VideoR2CLI(args=args)
     after = cli.model.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # no update was applied
-    assert cli.model.nonfinite_steps == 2  # both steps counted (the optimizer stepped with no gradients)
+    assert cli.model.nonfinite_steps == 2  # both steps counted
+    # Nothing to apply: neither the optimizer nor the LR schedule moved (Lightning's skip of a None loss).
+    assert cli.trainer.global_step == 0
     rows = list(csv.DictReader(next(root.glob("**/metrics.csv")).open()))
     assert max(float(r["train/nonfinite_steps"]) for r in rows if r.get("train/nonfinite_steps")) == 2
 

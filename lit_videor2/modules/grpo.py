@@ -330,6 +330,8 @@ class GRPOModule(PolicyModule):
     def _optimizer_step(self) -> None:
         opt = self.optimizers()
         params = [p for p in self.model.parameters() if p.grad is not None]
+        if not self._any_rank(bool(params)):  # every loss of this window was skipped (non-finite): nothing to apply,
+            return  # so neither the optimizer nor the LR schedule moves (as Lightning skips a step whose loss is None)
         if self.gradient_clip_val is not None and params:
             norm = torch.nn.utils.clip_grad_norm_(params, self.gradient_clip_val)
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm

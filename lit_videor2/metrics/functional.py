@@ -221,6 +221,11 @@ def final_layer_attention(model: torch.nn.Module, **inputs) -> Tensor:
 
     The final layer's attention is computed eagerly (and its weights kept); every other layer runs with the
     model's own attention implementation, and no other layer's weights are materialised.
+
+    ``inputs`` go to the model as they are. For Qwen2-VL / Qwen2.5-VL pass explicit ``position_ids`` (e.g.
+    :func:`lit_videor2.models.vision.batch_positions`, the original Qwen rule the checkpoints were trained with):
+    without them, transformers 5.x computes its own positions, which depart from that rule after a video
+    (``docs/departures.md``). This module stays a leaf and does not compute them itself.
     """
     with _capture_final_layer(model) as module:
         model(**inputs, use_cache=False)

@@ -13,6 +13,11 @@ Question kinds (:data:`QUESTION_KINDS`):
 * ``when``    — "At what second does the blue square disappear?" (numerical, answer in seconds)
 * ``when_mc`` — the same question with time options (``"A. 00:06"``)
 * ``count``   — "How many shapes appear in the video?" (numerical)
+* ``appear_colour`` — "What colour is the shape that appears?" on a 4-second clip with exactly one shape
+  (:func:`~lit_videor2.demo.synthetic_scenes.single_shape_scene`, appearing at second 1, 2 or 3), options in a
+  FIXED order (the first four colours of the palette, ``A. red`` … ``D. yellow``). The easiest kind: a tiny
+  model learns it in a few hundred SFT steps, which makes it the demo's curriculum (``docs/demo.md``). Not in
+  the default kinds.
 
 The scenes themselves (shapes, events, frames, MP4s) are :mod:`lit_videor2.demo.synthetic_scenes`.
 Everything is a pure function of the seed: the same arguments give byte-identical JSON and identical
@@ -37,11 +42,16 @@ from lit_videor2.demo.synthetic_scenes import (
     Scene,
     format_timestamp,
     scene_from_seed,
+    single_shape_scene,
     write_video,
 )
 
 GENERATOR_VERSION = "1"
 QUESTION_KINDS = ("order", "what_at", "when", "when_mc", "count")
+"""The default question kinds (round robin over multi-shape scenes)."""
+EXTRA_KINDS = ("appear_colour",)
+"""Kinds generated only when asked for (their own scenes)."""
+ALL_KINDS = QUESTION_KINDS + EXTRA_KINDS
 NUM_OPTIONS = 4
 LETTERS = "ABCDEFGH"
 _SPLIT_CODES = {"train": 0, "val": 1}
@@ -142,13 +152,24 @@ def make_question(
             ]
             options, answer = _mc(rng, format_timestamp(e.start), wrong)
             conclusion = f"{format_timestamp(e.start)} is option {answer}."
+    elif kind == "appear_colour":
+        e = appears[0]
+        colour = scene.tracks[e.track].colour
+        fixed = [str(c) for c in colours[:NUM_OPTIONS]]
+        if colour not in fixed:
+            raise ValueError(f"appear_colour: the shape's colour {colour!r} is not among the options {fixed}")
+        answer = LETTERS[fixed.index(colour)]
+        options = [f"{LETTERS[j]}. {c}" for j, c in enumerate(fixed)]
+        cited = [e]
+        question = "What colour is the shape that appears?"
+        conclusion = f"The {colour} option is {answer}."
     elif kind == "count":
         cited = appears
         answer = str(len(appears))
         question = "How many shapes appear in the video?"
         conclusion = f"That makes {answer} shapes."
     else:
-        raise ValueError(f"question kind {kind!r} is unknown; choose from {list(QUESTION_KINDS)}")
+        raise ValueError(f"question kind {kind!r} is unknown; choose from {list(ALL_KINDS)}")
     sentences = [_event_sentence(scene, e) for e in cited] + ([conclusion] if conclusion else [])
     sentences.append(f"So the answer is {answer}.")
     return {
@@ -203,10 +224,13 @@ def generate_split(
     records = []
     for i in range(num):
         clip_seed = [seed, _SPLIT_CODES.get(split, len(_SPLIT_CODES)), i]
-        scene = scene_from_seed(
-            clip_seed, duration_range=duration_range, fps=fps, size=size, colours=colours, shapes=shapes
-        )
         kind = question_kinds[i % len(question_kinds)]
+        if kind == "appear_colour":
+            scene = single_shape_scene(clip_seed, fps=fps, size=size, colours=colours[:NUM_OPTIONS], shapes=shapes)
+        else:
+            scene = scene_from_seed(
+                clip_seed, duration_range=duration_range, fps=fps, size=size, colours=colours, shapes=shapes
+            )
         q = make_question(scene, kind, np.random.default_rng([*clip_seed, 1]), colours=colours, shapes=shapes)
         video = f"videos/{split}/{i:06d}.mp4"
         if write_videos:
@@ -272,9 +296,9 @@ def generate_dataset(
 
 def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     kinds = tuple(kinds)
-    bad = [k for k in kinds if k not in QUESTION_KINDS]
+    bad = [k for k in kinds if k not in ALL_KINDS]
     if bad or not kinds:
-        raise ValueError(f"question kinds {bad or '(none)'} unknown or empty; choose from {list(QUESTION_KINDS)}")
+        raise ValueError(f"question kinds {bad or '(none)'} unknown or empty; choose from {list(ALL_KINDS)}")
     return kinds
 
 
@@ -313,7 +337,8 @@ def build_parser(prog: str = "lit_videor2 synth") -> argparse.ArgumentParser:
         nargs="+",
         default=list(QUESTION_KINDS),
         metavar="KIND",
-        help=f"question kinds, space- or comma-separated, from {', '.join(QUESTION_KINDS)} (default all)",
+        help=f"question kinds, space- or comma-separated, from {', '.join(ALL_KINDS)} "
+        f"(default {', '.join(QUESTION_KINDS)})",
     )
     p.add_argument(
         "--colours", nargs="+", default=list(COLOURS), metavar="COLOUR", help=f"palette, from {', '.join(COLOURS)}"

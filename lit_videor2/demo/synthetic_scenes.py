@@ -289,6 +289,36 @@ def scene_from_seed(
     return Scene(duration, fps, (int(size[0]), int(size[1])), tuple(ShapeTrack(**tr) for tr in tracks))
 
 
+def single_shape_scene(
+    seed: int | Sequence[int],
+    *,
+    duration: int = 4,
+    fps: int = 10,
+    size: tuple[int, int] = (56, 56),
+    colours: Sequence[str] = ("red", "green", "blue", "yellow"),
+    shapes: Sequence[str] = ("square", "circle"),
+    appear_times: Sequence[int] = (1, 2, 3),
+) -> Scene:
+    """A scene with exactly one shape, which appears at one of ``appear_times`` and stays to the end.
+
+    The easiest scene of the demo curriculum (question kind ``appear_colour``): a pure function of ``seed``.
+    """
+    if len(colours) < 2 or any(c not in COLOURS for c in colours):
+        raise ValueError(f"colours={list(colours)}: need at least two of {list(COLOURS)}")
+    if not shapes or any(s not in SHAPES for s in shapes):
+        raise ValueError(f"shapes={list(shapes)}: choose from {list(SHAPES)}")
+    if not appear_times or any(not 0 < t < duration for t in appear_times):
+        raise ValueError(f"appear_times={list(appear_times)}: need whole seconds in [1, duration - 1 = {duration - 1}]")
+    rng = np.random.default_rng(list(seed) if isinstance(seed, Sequence) else seed)
+    track = ShapeTrack(
+        shape=str(shapes[int(rng.integers(0, len(shapes)))]),
+        colour=str(colours[int(rng.integers(0, len(colours)))]),
+        cell=(int(rng.integers(0, GRID)), int(rng.integers(0, GRID))),
+        appear=int(appear_times[int(rng.integers(0, len(appear_times)))]),
+    )
+    return Scene(int(duration), fps, (int(size[0]), int(size[1])), (track,))
+
+
 def _free_neighbours(cell: tuple[int, int], free: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(cell[0] + dr, cell[1] + dc) for dr, dc in _DIRECTIONS.values() if (cell[0] + dr, cell[1] + dc) in free]
 
@@ -353,6 +383,7 @@ __all__ = [
     "format_timestamp",
     "render_frame",
     "scene_from_seed",
+    "single_shape_scene",
     "visible_at",
     "write_video",
 ]

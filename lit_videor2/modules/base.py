@@ -265,3 +265,6 @@ class PolicyModule(L.LightningModule):
         for name, value in values.items():
             if name != "n":
                 self.log(f"val/{name}", value.float(), sync_dist=False, rank_zero_only=False)
+        n, acc = float(values["n"]), float(values["accuracy"]) / 100.0  # accuracy: a mean of 0/1 judgments
+        self.log("val/n", n, sync_dist=False, rank_zero_only=False)
+        self.log("val/accuracy_se", 100.0 * (acc * (1.0 - acc) / n) ** 0.5, sync_dist=False, rank_zero_only=False)

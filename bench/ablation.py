@@ -1,0 +1,215 @@
+"""The paper's reward ablation, in small: GRPO from the demo's SFT model with and without the temporal reward.
+
+Runs ``configs/demo/grpo.yaml`` (the demo's GRPO stage, from ``models/demo-sft``) once per seed and variant:
+
+* ``gated_tar``: accuracy + format + gated temporal alignment reward (TAR), all weight 1 (the Video-R2 set);
+* ``acc_format``: accuracy + format only (the TAR weight is 0: it is still computed and logged, never rewarded).
+
+Each run validates on all the demo's validation clips before its first step (the SFT model) and after its last,
+with greedy generation scored by accuracy (and its standard error), format, TAC (both variants) and TAR. The script
+writes a Markdown table (mean and spread over seeds, then every run) and a PNG plot.
+
+``--check-lift D`` also prints, per seed of the ``gated_tar`` runs, PASS when the greedy validation accuracy after
+GRPO exceeds the SFT model's by at least ``D`` (``bench/demo_lift.py`` is this check with the demo's settings).
+
+Usage (from the repository root; the demo data, tiny model and SFT model are made first when missing)::
+
+    python bench/ablation.py --seeds 0 1 2 --out runs/ablation --plot docs/images/ablation.png
+    python bench/ablation.py --report-only --out runs/ablation        # tables and plot from finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+CONFIG = "configs/demo/grpo.yaml"
+VARIANTS = {
+    "gated_tar": {"accuracy": 1.0, "format": 1.0, "temporal": 1.0},
+    "acc_format": {"accuracy": 1.0, "format": 1.0, "temporal": 0.0},
+}
+METRICS = ("accuracy", "format", "tac_consistency", "tac_agreement", "tar")
+LABELS = {
+    "accuracy": "Acc %",
+    "format": "format %",
+    "tac_consistency": "TAC cons. %",
+    "tac_agreement": "TAC agree %",
+    "tar": "TAR",
+}
+
+
+def prepare_demo(config: str) -> None:
+    """Make the demo data, tiny model and SFT model the GRPO config names, if missing (its PrepareDemoAssets)."""
+    from lit_videor2.demo import PrepareDemoAssets
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    for cb in cfg["trainer"].get("callbacks") or []:
+        if cb["class_path"].endswith("PrepareDemoAssets"):
+            PrepareDemoAssets(**cb.get("init_args", {})).prepare()
+
+
+def run_one(variant: str, seed: int, out: Path, steps: int | None, threads: int) -> Path:
+    """One GRPO run; returns its folder (skipped when its metrics are already there)."""
+    folder = out / f"{variant}-seed{seed}"
+    if (folder / "done.json").is_file():
+        return folder
+    cmd = [
+        sys.executable, "-m", "lit_videor2", "fit", "--config", CONFIG,
+        "--seed_everything", str(seed),
+        "--trainer.default_root_dir", str(folder),
+        "--trainer.logger.init_args.save_dir", str(folder),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_checkpointing", "false",
+        "--trainer.callbacks", json.dumps([{"class_path": "lit_videor2.modules.callbacks.ValidateAtStart"}]),
+        "--model.init_args.rewards.weights", json.dumps(VARIANTS[variant]),
+        "--model.init_args.log_completions_every", "0",
+    ]  # fmt: skip
+    if steps is not None:
+        cmd += ["--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(steps)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(folder / "run.log", "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    (folder / "done.json").write_text(json.dumps({"seconds": time.perf_counter() - t0, "cmd": cmd}) + "\n")
+    print(f"{folder}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return folder
+
+
+def read_validation(folder: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """``val/*`` of the first (step 0, the SFT model) and the last validation of a run."""
+    (path,) = sorted((folder / "logs").glob("version_*/metrics.csv"))[-1:]
+    with path.open() as f:
+        rows = [
+            {k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f) if r.get("val/accuracy", "") != ""
+        ]
+    if len(rows) < 2:
+        raise RuntimeError(f"{path}: expected a validation at the start and at the end, found {len(rows)}")
+    strip = lambda r: {k.removeprefix("val/"): v for k, v in r.items() if k.startswith("val/")}  # noqa: E731
+    return strip(rows[0]), strip(rows[-1])
+
+
+def mean_spread(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "–"
+    m = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    digits = 3 if abs(m) < 2 else 1
+    return f"{m:.{digits}f} ± {sd:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def report(out: Path, seeds: list[int], plot: Path | None) -> str:
+    """The Markdown tables of the finished runs under ``out`` (and the plot)."""
+    results = {v: {s: read_validation(out / f"{v}-seed{s}") for s in seeds} for v in VARIANTS}
+    start = next(iter(results["gated_tar"].values()))[0]
+    head = "| model | n | " + " | ".join(LABELS[m] for m in METRICS) + " |"
+    lines = [
+        f"Mean ± sample std (min–max) over seeds {', '.join(map(str, seeds))}; greedy, {int(start['n'])} validation "
+        f"clips; standard error of one accuracy ≈ {start['accuracy_se']:.1f} points.",
+        "",
+        head,
+        "|" + "---|" * (len(METRICS) + 2),
+        f"| SFT model (GRPO step 0) | {int(start['n'])} | "
+        + " | ".join(
+            f"{start.get(m, math.nan):.3f}" if m == "tar" else f"{start.get(m, math.nan):.1f}" for m in METRICS
+        )
+        + " |",
+    ]
+    for v in VARIANTS:
+        ends = [results[v][s][1] for s in seeds]
+        lines.append(
+            f"| GRPO, {v} | {int(ends[0]['n'])} | "
+            + " | ".join(mean_spread([e.get(m, math.nan) for e in ends]) for m in METRICS)
+            + " |"
+        )
+    lines += ["", "Per run (after GRPO; accuracy ± its standard error):", "", "| variant | seed | " + head[2:]]
+    lines.append("|" + "---|" * (len(METRICS) + 3))
+    for v in VARIANTS:
+        for s in seeds:
+            e = results[v][s][1]
+            cells = [f"{e['accuracy']:.1f} ± {e['accuracy_se']:.1f}"]
+            cells += [f"{e.get(m, math.nan):.3f}" if m == "tar" else f"{e.get(m, math.nan):.1f}" for m in METRICS[1:]]
+            lines.append(f"| {v} | {s} | {int(e['n'])} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    (out / "ablation.md").write_text(text)
+    if plot is not None:
+        _plot(results, seeds, start, plot)
+    return text
+
+
+def _plot(results, seeds, start, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("accuracy", "accuracy %"), ("tar", "TAR"), ("tac_agreement", "TAC agreement %")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.2))
+    for ax, (m, label) in zip(axes, panels):
+        for i, v in enumerate(VARIANTS):
+            vals = [results[v][s][1].get(m, math.nan) for s in seeds]
+            ax.bar(i, statistics.fmean(vals), color=f"C{i}", alpha=0.6, label=v)
+            ax.scatter([i] * len(vals), vals, color="k", s=12, zorder=3)
+        ax.axhline(start.get(m, math.nan), color="grey", ls="--", label="SFT (step 0)")
+        ax.set(xticks=range(len(VARIANTS)), xticklabels=list(VARIANTS), title=label)
+    axes[0].legend(fontsize="small", loc="lower right")
+    fig.suptitle(f"GRPO from the demo SFT model, {len(seeds)} seeds (bars: mean, dots: seeds)", fontsize="medium")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def check_lift(out: Path, seeds: list[int], delta: float) -> bool:
+    """PASS/FAIL per seed: greedy validation accuracy after GRPO (gated TAR) − the SFT model's ≥ ``delta``."""
+    ok = True
+    for s in seeds:
+        first, last = read_validation(out / f"gated_tar-seed{s}")
+        lift = (last["accuracy"] - first["accuracy"]) / 100
+        se = math.hypot(first["accuracy_se"], last["accuracy_se"]) / 100
+        passed = lift >= delta
+        ok &= passed
+        print(
+            f"seed {s}: SFT {first['accuracy'] / 100:.3f} -> GRPO {last['accuracy'] / 100:.3f} on {int(last['n'])} "
+            f"clips, lift {lift:+.3f} (± {se:.3f}) {'PASS' if passed else 'FAIL'} (needs ≥ {delta})"
+        )
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    p.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the config's)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (each on --threads threads)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    p.add_argument("--plot", type=Path, default=None, help="PNG of the ablation (e.g. docs/images/ablation.png)")
+    p.add_argument("--check-lift", type=float, default=None, help="print PASS/FAIL per seed for this accuracy lift")
+    p.add_argument("--report-only", action="store_true", help="only tabulate finished runs")
+    args = p.parse_args(argv)
+    if not args.report_only:
+        prepare_demo(CONFIG)
+        jobs = [(v, s) for s in args.seeds for v in args.variants]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda vs: run_one(vs[0], vs[1], args.out, args.steps, args.threads), jobs))
+    if set(args.variants) == set(VARIANTS):
+        print(report(args.out, args.seeds, args.plot))
+    if args.check_lift is not None:
+        return 0 if check_lift(args.out, args.seeds, args.check_lift) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

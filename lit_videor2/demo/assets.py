@@ -6,6 +6,7 @@ fresh clone. It never touches existing folders, and does nothing for real data o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -63,7 +64,8 @@ class PrepareDemoAssets(L.Callback):
         self.sft_model_dir, self.sft_config, self.sft_checkpoint = sft_model_dir, sft_config, sft_checkpoint
 
     def prepare(self) -> None:
-        """Build whatever is missing (call on one process)."""
+        """Build whatever is missing (call on one process); warn when an existing folder was made with other settings."""
+        self._warn_if_stale()
         if self.data_dir and not (Path(self.data_dir) / "train.json").is_file():
             log.info("writing synthetic demo data to %s", self.data_dir)
             generate_dataset(
@@ -80,6 +82,32 @@ class PrepareDemoAssets(L.Callback):
             )
         if self.sft_model_dir and not (Path(self.sft_model_dir) / "config.json").is_file():
             self._run_sft_stage()
+
+    def _warn_if_stale(self) -> None:
+        """Existing folders are never rebuilt: say so when they differ from what this callback would make (e.g. a
+        checkout made before the demo changed), and how to rebuild them."""
+        wanted = {
+            Path(self.data_dir or "") / "meta.json": {
+                "num_train": self.num_train,
+                "num_val": self.num_val,
+                "question_kinds": list(self.question_kinds or QUESTION_KINDS),
+            },
+            Path(self.model_dir or "") / "tiny_model.json": {"hidden_size": self.hidden_size, "layers": self.layers},
+        }
+        for path, expect in wanted.items():
+            if path.parent == Path("") or not path.is_file():
+                continue
+            meta = json.loads(path.read_text())
+            found = {k: meta.get("sizes", meta).get(k) for k in expect}
+            if found != expect:
+                log.warning(
+                    "%s was made with %s, not %s as this config asks; it is used as it is. Delete %s (and the "
+                    "folders made from it: models/demo-sft, runs/demo-sft) to rebuild it.",
+                    path.parent,
+                    found,
+                    expect,
+                    path.parent,
+                )
 
     def _run_sft_stage(self) -> None:
         """Stage 1 of the demo, exactly as a user runs it: ``lit_videor2 fit`` then ``lit_videor2 export``."""

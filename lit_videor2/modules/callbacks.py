@@ -27,5 +27,4 @@ class ValidateAtStart(L.Callback):
         first_loop_iter = trainer._logger_connector._first_loop_iter
         val_loop.run()
         trainer.training = True
-        trainer._logger_connector._first_loop_iter = first_loop_iter
-        pl_module.train()
+        trainer._logger_connector._first_loop_iter = first_loop_iter  # the loop restored the modules' modes

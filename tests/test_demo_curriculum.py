@@ -1,0 +1,108 @@
+"""The demo curriculum: the ``appear_colour`` question kind, validation at the start of training, stale demo folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lit_videor2.cli import VideoR2CLI
+from lit_videor2.demo import PrepareDemoAssets
+from lit_videor2.demo.synthetic import ALL_KINDS, QUESTION_KINDS, generate_dataset
+from lit_videor2.demo.synthetic_scenes import COLOURS, Scene, render_frame, single_shape_scene
+from lit_videor2.text import extract_answer, extract_think
+from tests.fixtures import synth_dir, tiny_model_dir, tiny_models  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def colour_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("colour")
+    generate_dataset(out, num_train=12, num_val=4, seed=1, question_kinds=("appear_colour",))
+    return out
+
+
+def test_appear_colour_records_match_their_frames(colour_dir):
+    records = json.loads((colour_dir / "train.json").read_text())
+    assert "appear_colour" in ALL_KINDS and "appear_colour" not in QUESTION_KINDS  # asked for, never by default
+    letters = set()
+    for r in records:
+        (track,) = r["scene"]["tracks"]  # exactly one shape
+        t, colour = track["appear"], track["colour"]
+        assert t in (1, 2, 3) and r["duration"] == 4.0
+        # fixed option order: the letter is a function of the colour alone
+        assert r["options"] == ["A. red", "B. green", "C. blue", "D. yellow"]
+        assert r["answer"] == "ABCD"["red green blue yellow".split().index(colour)]
+        letters.add(r["answer"])
+        target = r["conversations"][1]["value"]
+        think, answer = extract_think(target), extract_answer(target)
+        assert answer == r["answer"] and f"At 00:0{t} a {colour} {track['shape']} appears." in think
+        assert r["temporal_grounding"] == {f"00:0{t}": f"A {colour} {track['shape']} appears."}
+        # the pixels agree: nothing before the appearance, the shape's colour after it
+        scene = Scene.from_dict(r["scene"])
+        assert render_frame(scene, t - 0.5).max() < 60
+        frame = render_frame(scene, t + 0.5).reshape(-1, 3)
+        lit = frame[frame.max(axis=1) > 100]
+        assert np.abs(lit.mean(axis=0) - np.array(COLOURS[colour])).max() < 2
+    assert len(letters) > 1
+
+
+def test_single_shape_scene_is_seeded_and_checks_arguments():
+    assert single_shape_scene([0, 1]) == single_shape_scene([0, 1])
+    with pytest.raises(ValueError, match="appear_times"):
+        single_shape_scene(0, appear_times=(4,))
+    with pytest.raises(ValueError, match="colours"):
+        single_shape_scene(0, colours=("red", "mauve"))
+
+
+def test_validate_at_start_logs_step_zero(synth_dir, tiny_model_dir, tmp_path):  # noqa: F811
+    """GRPO with ValidateAtStart: val/* (with the accuracy's standard error) before the first step and after it."""
+    root = tmp_path / "run"
+    gen = {"max_new_tokens": 4, "do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    VideoR2CLI(
+        args=[
+            "fit",
+            "--config", str(ROOT / "configs" / "demo" / "grpo.yaml"),
+            "--model.init_args.policy.path", str(tiny_model_dir),
+            "--model.init_args.rollout.group_size", "2",
+            "--model.init_args.rollout.max_new_tokens", "4",
+            "--model.init_args.generation_eval", json.dumps(gen),
+            "--data.train_file", str(synth_dir / "train.json"),
+            "--data.val_file", str(synth_dir / "val.json"),
+            "--data.batch_size", "2", "--data.eval_batch_size", "2", "--data.num_workers", "0",
+            "--data.cache_dir", "null",
+            "--trainer.default_root_dir", str(root),
+            "--trainer.callbacks", json.dumps([{"class_path": "lit_videor2.modules.callbacks.ValidateAtStart"}]),
+            "--trainer.enable_checkpointing", "false",
+            "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir", str(root),
+            "--trainer.max_steps", "1", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1",
+        ]
+    )  # fmt: skip
+    (path,) = sorted(root.glob("**/version_*/metrics.csv"))
+    rows = [r for r in csv.DictReader(path.open()) if r.get("val/accuracy")]
+    assert len(rows) == 2  # at the start (the untrained model) and after the step
+    for r in rows:
+        n, acc, se = float(r["val/n"]), float(r["val/accuracy"]) / 100, float(r["val/accuracy_se"])
+        assert n == 2 and math.isclose(se, 100 * math.sqrt(acc * (1 - acc) / n), abs_tol=1e-6)
+        assert {"val/format", "val/tac_consistency", "val/tac_agreement"} <= r.keys()
+
+
+def test_stale_demo_folder_is_named(colour_dir, caplog):
+    cb = PrepareDemoAssets(data_dir=str(colour_dir), model_dir=None, num_train=12, num_val=4)
+    with caplog.at_level(logging.WARNING, logger="lit_videor2.demo.assets"):
+        cb.prepare()  # asks for the default kinds; the folder holds appear_colour
+    assert str(colour_dir) in caplog.text and "appear_colour" in caplog.text
+    caplog.clear()
+    cb = PrepareDemoAssets(
+        data_dir=str(colour_dir), model_dir=None, num_train=12, num_val=4, question_kinds=["appear_colour"]
+    )
+    with caplog.at_level(logging.WARNING, logger="lit_videor2.demo.assets"):
+        cb.prepare()
+    assert caplog.text == ""

@@ -6,8 +6,9 @@ Runs ``configs/demo/grpo.yaml`` (the demo's GRPO stage, from ``models/demo-sft``
 * ``acc_format``: accuracy + format only (the TAR weight is 0: it is still computed and logged, never rewarded).
 
 Each run validates on all the demo's validation clips before its first step (the SFT model) and after its last,
-with greedy generation scored by accuracy (and its standard error), format, TAC (both variants) and TAR. The script
-writes a Markdown table (mean and spread over seeds, then every run) and a PNG plot.
+and every 100 steps, with greedy generation scored by accuracy (and its standard error), format, TAC (both
+variants) and TAR. The script writes a Markdown table (``<out>/ablation.md``: mean and spread over seeds after GRPO,
+the lowest TAC agreement seen during each run, then every run) and a PNG of the validation curves.
 
 ``--check-lift D`` also prints, per seed of the ``gated_tar`` runs, PASS when the greedy validation accuracy after
 GRPO exceeds the SFT model's by at least ``D`` (``bench/demo_lift.py`` is this check with the demo's settings).
@@ -87,8 +88,8 @@ def run_one(variant: str, seed: int, out: Path, steps: int | None, threads: int)
     return folder
 
 
-def read_validation(folder: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """``val/*`` of the first (step 0, the SFT model) and the last validation of a run."""
+def read_curve(folder: Path) -> list[dict[str, float]]:
+    """``val/*`` (prefix dropped) of every validation of a run, in order, with ``step``; the first is step 0."""
     (path,) = sorted((folder / "logs").glob("version_*/metrics.csv"))[-1:]
     with path.open() as f:
         rows = [
@@ -96,8 +97,15 @@ def read_validation(folder: Path) -> tuple[dict[str, float], dict[str, float]]:
         ]
     if len(rows) < 2:
         raise RuntimeError(f"{path}: expected a validation at the start and at the end, found {len(rows)}")
-    strip = lambda r: {k.removeprefix("val/"): v for k, v in r.items() if k.startswith("val/")}  # noqa: E731
-    return strip(rows[0]), strip(rows[-1])
+    return [
+        {"step": r["step"], **{k.removeprefix("val/"): v for k, v in r.items() if k.startswith("val/")}} for r in rows
+    ]
+
+
+def read_validation(folder: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """``val/*`` of the first (step 0, the SFT model) and the last validation of a run."""
+    curve = read_curve(folder)
+    return curve[0], curve[-1]
 
 
 def mean_spread(values: list[float]) -> str:
@@ -112,60 +120,70 @@ def mean_spread(values: list[float]) -> str:
 
 def report(out: Path, seeds: list[int], plot: Path | None) -> str:
     """The Markdown tables of the finished runs under ``out`` (and the plot)."""
-    results = {v: {s: read_validation(out / f"{v}-seed{s}") for s in seeds} for v in VARIANTS}
+    curves = {v: {s: read_curve(out / f"{v}-seed{s}") for s in seeds} for v in VARIANTS}
+    results = {v: {s: (c[0], c[-1]) for s, c in curves[v].items()} for v in VARIANTS}
     start = next(iter(results["gated_tar"].values()))[0]
-    head = "| model | n | " + " | ".join(LABELS[m] for m in METRICS) + " |"
+    head = "| model | n | " + " | ".join(LABELS[m] for m in METRICS) + " | lowest TAC agree % during the run |"
     lines = [
         f"Mean ± sample std (min–max) over seeds {', '.join(map(str, seeds))}; greedy, {int(start['n'])} validation "
         f"clips; standard error of one accuracy ≈ {start['accuracy_se']:.1f} points.",
         "",
         head,
-        "|" + "---|" * (len(METRICS) + 2),
+        "|" + "---|" * (len(METRICS) + 3),
         f"| SFT model (GRPO step 0) | {int(start['n'])} | "
         + " | ".join(
             f"{start.get(m, math.nan):.3f}" if m == "tar" else f"{start.get(m, math.nan):.1f}" for m in METRICS
         )
-        + " |",
+        + " | – |",
     ]
     for v in VARIANTS:
         ends = [results[v][s][1] for s in seeds]
         lines.append(
             f"| GRPO, {v} | {int(ends[0]['n'])} | "
             + " | ".join(mean_spread([e.get(m, math.nan) for e in ends]) for m in METRICS)
-            + " |"
+            + f" | {mean_spread([min(r['tac_agreement'] for r in curves[v][s]) for s in seeds])} |"
         )
-    lines += ["", "Per run (after GRPO; accuracy ± its standard error):", "", "| variant | seed | " + head[2:]]
-    lines.append("|" + "---|" * (len(METRICS) + 3))
+    lines += [
+        "",
+        "Per run (after GRPO; accuracy ± its standard error):",
+        "",
+        "| variant | seed | " + head.removeprefix("| model | "),
+    ]
+    lines.append("|" + "---|" * (len(METRICS) + 4))
     for v in VARIANTS:
         for s in seeds:
             e = results[v][s][1]
             cells = [f"{e['accuracy']:.1f} ± {e['accuracy_se']:.1f}"]
             cells += [f"{e.get(m, math.nan):.3f}" if m == "tar" else f"{e.get(m, math.nan):.1f}" for m in METRICS[1:]]
-            lines.append(f"| {v} | {s} | {int(e['n'])} | " + " | ".join(cells) + " |")
+            low = min(r["tac_agreement"] for r in curves[v][s])
+            lines.append(f"| {v} | {s} | {int(e['n'])} | " + " | ".join(cells) + f" | {low:.1f} |")
     text = "\n".join(lines) + "\n"
     (out / "ablation.md").write_text(text)
     if plot is not None:
-        _plot(results, seeds, start, plot)
+        _plot(curves, seeds, plot)
     return text
 
 
-def _plot(results, seeds, start, path: Path) -> None:
+def _plot(curves, seeds, path: Path) -> None:
+    """Validation curves over GRPO steps: accuracy, TAR and TAC agreement; thin lines seeds, thick the mean."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("accuracy", "accuracy %"), ("tar", "TAR"), ("tac_agreement", "TAC agreement %")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.2))
+    panels = [("accuracy", "greedy val accuracy %"), ("tar", "val TAR"), ("tac_agreement", "val TAC agreement %")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.4))
     for ax, (m, label) in zip(axes, panels):
         for i, v in enumerate(VARIANTS):
-            vals = [results[v][s][1].get(m, math.nan) for s in seeds]
-            ax.bar(i, statistics.fmean(vals), color=f"C{i}", alpha=0.6, label=v)
-            ax.scatter([i] * len(vals), vals, color="k", s=12, zorder=3)
-        ax.axhline(start.get(m, math.nan), color="grey", ls="--", label="SFT (step 0)")
-        ax.set(xticks=range(len(VARIANTS)), xticklabels=list(VARIANTS), title=label)
+            runs = [curves[v][s] for s in seeds]
+            for run in runs:
+                ax.plot([r["step"] for r in run], [r.get(m, math.nan) for r in run], color=f"C{i}", lw=0.7, alpha=0.5)
+            steps = [r["step"] for r in runs[0]]
+            mean = [statistics.fmean(run[k].get(m, math.nan) for run in runs) for k in range(len(steps))]
+            ax.plot(steps, mean, "o-", color=f"C{i}", lw=2, label=v)
+        ax.set(xlabel="GRPO step (0 = the SFT model)", title=label)
     axes[0].legend(fontsize="small", loc="lower right")
-    fig.suptitle(f"GRPO from the demo SFT model, {len(seeds)} seeds (bars: mean, dots: seeds)", fontsize="medium")
+    fig.suptitle(f"GRPO from the demo SFT model, {len(seeds)} seeds (thin: seeds, thick: mean)", fontsize="medium")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -72,13 +72,14 @@ def test_quickstart_then_analysis(tmp_path, monkeypatch):
     for stage in ("sft", "grpo"):
         assert (quickstart / "models" / stage / "config.json").is_file()
         lines = (quickstart / "runs" / f"eval-{stage}" / "predictions.jsonl").read_text().splitlines()
-        assert len(lines) == 16 and {json.loads(x)["benchmark"] for x in lines} == {"synthetic-1fps", "synthetic-2fps"}
+        assert len(lines) == 16 and {json.loads(x)["benchmark"] for x in lines} == {"synthetic-2fps", "synthetic-4fps"}
     report = (quickstart / "report" / "report.md").read_text()
     assert "tiny SFT" in report and "tiny GRPO" in report and "paper" in report
     for chart in ("accuracy.png", "tac.png", "vas.png"):
         assert (quickstart / "report" / chart).stat().st_size > 0
-    # Inline: the metrics table, the loss and reward curves, the results tables and the three report charts.
-    assert len(outputs(nb, "image/png")) >= 2 + 3
+    # Inline: the metrics table, the loss/accuracy, reward and accuracy curves, the results tables and three charts.
+    assert len(outputs(nb, "image/png")) >= 3 + 3
+    assert "accuracy: SFT" in stdout(nb) and "on 128 clips" in stdout(nb)
     assert any("| tiny GRPO |" in md for md in outputs(nb, "text/markdown"))
 
     # The analysis notebook finds the quick start's predictions through the same variable and builds nothing.

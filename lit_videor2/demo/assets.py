@@ -52,7 +52,8 @@ class PrepareDemoAssets(L.Callback):
             seed: Seed of both the data and the model weights.
             hidden_size: Tiny model width.
             layers: Tiny model decoder layers.
-            question_kinds: Question kinds to generate (None: all).
+            question_kinds: Question kinds to generate (None: the default kinds, :data:`QUESTION_KINDS`; the demo
+                configs ask for ``[appear_colour]``).
             sft_model_dir: For the GRPO demo: the SFT-trained model folder. When missing, the SFT demo
                 (``sft_config``) is run in a subprocess and its checkpoint exported here (None: not needed).
             sft_config: Config of the SFT stage that makes ``sft_model_dir``.

@@ -350,6 +350,7 @@ def _dapo_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> No
         torch.save(
             {"loss": loss.detach(), "grad": ddp.module.weight.grad, "clip": stats.clip_frac}, f"{out_dir}/{rank}.pt"
         )
+        dist.barrier()  # neither rank tears gloo down while its peer still talks to it (a SIGABRT was seen in CI)
     finally:
         dist.destroy_process_group()
 

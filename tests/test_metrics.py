@@ -208,6 +208,7 @@ def _worker(rank: int, world_size: int, init_file: str) -> None:
         # the union differs from this rank's own data, so the checks above prove the states were synced
         assert dist.get_world_size() == 2
         assert float(rel.compute()) != pytest.approx(reliance_reference(rel_b), rel=1e-6)
+        dist.barrier()  # neither rank tears gloo down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 

@@ -6,6 +6,20 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 
+def _label_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``[C, V]`` float logits, ``[C]`` labels (>= 0) -> ``[C]`` ``log softmax(logits / temperature)[label]``."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    return logits.gather(1, labels[:, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
+
+
+def _check_settings(temperature: float, chunk_size: int) -> None:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+
+
 def token_logprobs(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -30,10 +44,7 @@ def token_logprobs(
             f"token_logprobs expects logits [N, T, V] and labels [N, T]; got {tuple(logits.shape)} and "
             f"{tuple(labels.shape)}."
         )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}.")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+    _check_settings(temperature, chunk_size)
     n, t, v = logits.shape
     out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     flat_logits = logits.reshape(n * t, v)  # [N*T, V]
@@ -43,10 +54,7 @@ def token_logprobs(
     chunks = []
     for start in range(0, n * t, chunk_size):
         rows = flat_logits[start : start + chunk_size].to(out_dtype)  # [C, V]
-        if temperature != 1.0:
-            rows = rows / temperature
-        picked = rows.gather(1, safe_labels[start : start + chunk_size, None]).squeeze(1)  # [C]
-        chunks.append(picked - torch.logsumexp(rows, dim=1))
+        chunks.append(_label_logprobs(rows, safe_labels[start : start + chunk_size], temperature))  # [C]
     if not chunks:
         return logits.new_zeros((n, t), dtype=out_dtype)
     out = torch.cat(chunks).masked_fill(~valid, 0.0)  # [N*T]
@@ -59,9 +67,7 @@ def _chunk_logprobs(
     """``[C, H]`` hidden states, ``[V, H]`` head weight, ``[C]`` labels -> ``[C]`` float32 log-probs."""
     logits = hidden @ weight.t()  # [C, V], in the head's dtype first (as the model's lm_head computes it)
     logits = logits if logits.dtype == torch.float64 else logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return logits.gather(1, labels[:, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
+    return _label_logprobs(logits, labels, temperature)
 
 
 def hidden_logprobs(
@@ -96,10 +102,7 @@ def hidden_logprobs(
         )
     if weight.dim() != 2 or weight.shape[1] != hidden.shape[2]:
         raise ValueError(f"hidden_logprobs: weight {tuple(weight.shape)} does not match hidden size {hidden.shape[2]}.")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}.")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+    _check_settings(temperature, chunk_size)
     n, t, h = hidden.shape
     out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     flat = hidden.reshape(n * t, h)  # [N*T, H]

@@ -151,6 +151,13 @@ class PolicyModule(L.LightningModule):
         """
         return int(self.trainer.estimated_stepping_batches)
 
+    def any_rank(self, flag: bool) -> bool:
+        """``flag`` or-ed over ranks (one all-reduce when distributed): decisions every rank must take together."""
+        if self.trainer.world_size == 1:
+            return bool(flag)
+        value = torch.tensor(float(flag), device=self.device)
+        return float(self.trainer.strategy.reduce(value, reduce_op="max")) > 0
+
     def collective_batch(self, batch: dict[str, Any], stage: str) -> tuple[dict[str, Any] | None, bool]:
         """The batch every rank can run this step, so all ranks make the same forwards and collectives.
 
@@ -168,8 +175,7 @@ class PolicyModule(L.LightningModule):
             replay[stage] = batch
         if self.trainer.world_size == 1:
             return (batch, False) if has else (None, False)
-        stuck = torch.tensor(0.0 if has or stage in replay else 1.0, device=self.device)
-        if float(self.trainer.strategy.reduce(stuck, reduce_op="max")) > 0:  # a rank has nothing to run
+        if self.any_rank(not has and stage not in replay):  # a rank has nothing to run
             log.warning("%s step skipped on every rank: a rank's batch is empty and it has none to replay", stage)
             return None, False
         return (batch, False) if has else (replay[stage], True)

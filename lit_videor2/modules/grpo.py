@@ -301,7 +301,7 @@ class GRPOModule(PolicyModule):
                 beta=self.beta,
                 max_completion_length=cfg.max_new_tokens,
             )
-            if self._any_rank(not torch.isfinite(loss.detach())):  # every rank skips this backward together
+            if self.any_rank(not torch.isfinite(loss.detach())):  # every rank skips this backward together
                 self.skip_or_stop_nonfinite("GRPO loss", loss.detach(), _NONFINITE_HINT)
             else:
                 self.manual_backward(loss / self.accumulate_steps)
@@ -320,24 +320,17 @@ class GRPOModule(PolicyModule):
             lengths = rollout.completion_lengths.tolist()
             self._log_completions(batch, completions, rewards, components, advantages, lengths)
 
-    def _any_rank(self, flag: bool) -> bool:
-        """``flag`` or-ed over ranks (one all-reduce when distributed)."""
-        if self.trainer.world_size == 1:
-            return bool(flag)
-        value = torch.tensor(float(flag), device=self.device)
-        return float(self.trainer.strategy.reduce(value, reduce_op="max")) > 0
-
     def _optimizer_step(self) -> None:
         opt = self.optimizers()
         params = [p for p in self.model.parameters() if p.grad is not None]
-        if not self._any_rank(bool(params)):  # every loss of this window was skipped (non-finite): nothing to apply,
+        if not self.any_rank(bool(params)):  # every loss of this window was skipped (non-finite): nothing to apply,
             return  # so neither the optimizer nor the LR schedule moves (as Lightning skips a step whose loss is None)
         if self.gradient_clip_val is not None and params:
             norm = torch.nn.utils.clip_grad_norm_(params, self.gradient_clip_val)
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         else:
             norm = self.grad_norm()
-        if self._any_rank(not torch.isfinite(norm)):  # the full norm is the same on every rank; agree anyway
+        if self.any_rank(not torch.isfinite(norm)):  # the full norm is the same on every rank; agree anyway
             opt.zero_grad(set_to_none=True)
             self.skip_or_stop_nonfinite("GRPO gradient norm", norm, _NONFINITE_HINT)
             return

@@ -62,8 +62,7 @@ class SFTModule(PolicyModule):
         total, units = loss_terms(sums, counts, self.loss_aggregation)
         if dummy:
             total, units = total * 0.0, units * 0.0
-        bad = torch.tensor(float(not torch.isfinite(total)), device=self.device)
-        if float(self.trainer.strategy.reduce(bad, reduce_op="max")) > 0:  # every rank skips together
+        if self.any_rank(not torch.isfinite(total)):  # every rank skips together
             return self.skip_or_stop_nonfinite(
                 "SFT loss",
                 total,

@@ -27,10 +27,10 @@ import torch
 from lit_videor2.data.dataset import repeat_columns
 from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
 from lit_videor2.losses.grpo import GRPOLossStats
-from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
+from lit_videor2.models.policy import PolicySpec, inner_model, load_policy, shard_policy
 from lit_videor2.modules.base import PolicyModule
 from lit_videor2.rewards import RewardComposition, component_stats
-from lit_videor2.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs, stop_token_ids
+from lit_videor2.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs, special_token_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -232,18 +232,16 @@ class GRPOModule(PolicyModule):
     def _rollout(self, batch: dict[str, Any]) -> Rollout:
         self._init_fsdp_roots(batch)
         cfg = self.rollout_cfg
-        tok = self.tokenizer
         with torch.no_grad():
             return generate_group(
                 self.model,
                 PromptBatch.from_collated(batch),
                 group_size=cfg.group_size,
                 max_new_tokens=cfg.max_new_tokens,
-                eos_token_ids=stop_token_ids(tok),
+                **special_token_kwargs(inner_model(self.model), self.tokenizer),
                 temperature=cfg.temperature,
                 top_k=cfg.top_k,
                 top_p=cfg.top_p,
-                pad_token_id=tok.pad_token_id,
                 share_prefix=cfg.share_prefix,
                 synced=self.trainer.world_size > 1,
             )

@@ -51,6 +51,7 @@ from lit_videor2.rollout.decoding import (
     build_logits_processors,
     completion_mask_from_eos,
     decode_loop,
+    special_token_kwargs,
     stop_token_ids,
 )
 from lit_videor2.rollout.engine import Completions, GenerationSettings, generate_completions
@@ -69,5 +70,6 @@ __all__ = [
     "generate_completions",
     "generate_group",
     "sequence_logprobs",
+    "special_token_kwargs",
     "stop_token_ids",
 ]

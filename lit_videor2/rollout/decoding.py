@@ -18,6 +18,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from lit_videor2.models.vision import vision_special_token_ids
+
 #: Tokens that end a completion, where the tokenizer has them (Qwen chat models end a turn with ``<|im_end|>``;
 #: ``<|endoftext|>`` ends a document). The checkpoint's ``generation_config`` is not consulted.
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
@@ -30,6 +32,19 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
     unk = getattr(tokenizer, "unk_token_id", None)
     ids = {tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS} | {tokenizer.eos_token_id}
     return sorted(i for i in ids if isinstance(i, int) and i >= 0 and i != unk)
+
+
+def special_token_kwargs(model: nn.Module, tokenizer: Any) -> dict[str, Any]:
+    """The token ids every generation path uses (GRPO rollouts, validation, ``test``, ``ask``):
+    ``eos_token_ids`` (:func:`stop_token_ids`), ``pad_token_id`` (the tokenizer's, else the first stop id) and
+    ``suppress_token_ids`` (every vision special token of the config and the tokenizer) for ``generate_group``."""
+    stop = stop_token_ids(tokenizer)
+    pad = getattr(getattr(tokenizer, "tokenizer", tokenizer), "pad_token_id", None)
+    return {
+        "eos_token_ids": stop,
+        "pad_token_id": stop[0] if pad is None else pad,
+        "suppress_token_ids": vision_special_token_ids(model.config, tokenizer),
+    }
 
 
 def build_logits_processors(

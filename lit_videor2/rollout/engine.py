@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from lit_videor2.models.policy import inner_model
-from lit_videor2.models.vision import vision_special_token_ids
 from lit_videor2.rollout.containers import PromptBatch
-from lit_videor2.rollout.decoding import stop_token_ids
+from lit_videor2.rollout.decoding import special_token_kwargs
 from lit_videor2.rollout.generation import generate_group
 
 __all__ = ["Completions", "GenerationSettings", "generate_completions"]
@@ -95,15 +94,11 @@ def generate_completions(
         generator: RNG of sampling (``do_sample=True``).
     """
     settings = settings or GenerationSettings()
-    stop = stop_token_ids(tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     rollout = generate_group(
         model,
         batch,
         group_size=1,
-        eos_token_ids=stop,
-        suppress_token_ids=vision_special_token_ids(inner_model(model).config, tokenizer),
-        pad_token_id=pad,
+        **special_token_kwargs(inner_model(model), tokenizer),
         generator=generator,
         synced=synced,
         **settings.engine_kwargs(),

@@ -98,13 +98,18 @@ class RankProbe(L.Callback):
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(facts))
 
 
-def launch(strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: bool) -> list[dict]:
-    probe = json.dumps(
-        [
-            {"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}},
-            {"class_path": "tests.test_distributed_grpo.UnevenEnds"},
-        ]
-    )
+def launch(
+    strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: bool, validate_at_start: bool = False
+) -> list[dict]:
+    """``validate_at_start``: keep the demo config's step-0 validation (greedy generation on one val batch per rank
+    before any training forward), as users run it."""
+    callbacks = [
+        {"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}},
+        {"class_path": "tests.test_distributed_grpo.UnevenEnds"},
+    ]
+    if validate_at_start:
+        callbacks.append({"class_path": "lit_videor2.modules.callbacks.ValidateAtStart"})
+    probe = json.dumps(callbacks)
     cmd = [
         sys.executable,
         "-m",
@@ -153,6 +158,9 @@ def launch(strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: b
     ]
     if lora:
         cmd += ["--model.init_args.policy.lora", json.dumps({"r": 4, "alpha": 8, "dropout": 0.0})]
+    if validate_at_start:  # later arguments win
+        cmd += ["--trainer.limit_val_batches", "1", "--data.val_file", str(data_dir / "val.json")]
+        cmd += ["--model.init_args.generation_eval", json.dumps({"max_new_tokens": MAX_NEW})]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     env.pop("LOCAL_RANK", None)
     proc = subprocess.run(cmd, cwd=out.parent, env=env, capture_output=True, text=True, timeout=400)
@@ -209,7 +217,7 @@ def test_grpo_fsdp2_two_cpu_processes_shards_policy_and_reference(tmp_path, tiny
             "init_args": {"data_parallel_size": 2, "tensor_parallel_size": 1, "process_group_backend": "gloo"},
         }
     )
-    ranks = launch(strategy, tiny_model_dir, synth_dir, tmp_path / "fsdp", lora=False)
+    ranks = launch(strategy, tiny_model_dir, synth_dir, tmp_path / "fsdp", lora=False, validate_at_start=True)
     for r in ranks:
         assert r["strategy"] == "ModelParallelStrategy"
         for part in ("policy", "reference"):  # full fine-tuning: a frozen reference copy, sharded like the policy
@@ -218,3 +226,6 @@ def test_grpo_fsdp2_two_cpu_processes_shards_policy_and_reference(tmp_path, tiny
             assert 0.4 * facts["full_numel"] <= facts["local_numel"] <= 0.6 * facts["full_numel"], (part, facts)
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # the gathered full weights agree
     check_logs_and_groups(tmp_path / "fsdp")
+    # Validation ran at step 0, before any training forward (generation first calls the vision tower directly).
+    rows = list(csv.DictReader(next((tmp_path / "fsdp").glob("**/metrics.csv")).open()))
+    assert [r["step"] for r in rows if r.get("val/accuracy")] == ["0"]

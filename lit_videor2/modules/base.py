@@ -22,6 +22,7 @@ from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
+from lit_videor2.rollout.decoding import stop_token_ids
 from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,36 @@ class PolicyModule(L.LightningModule):
                 processor_path=f"data.processor ({getattr(dm, 'processor_path', None) or self.policy.path})",
             )
 
+    def sharded_models(self) -> list[torch.nn.Module]:
+        """The models this module shards (GRPO adds its reference copy)."""
+        return [self.model]
+
+    def init_fsdp_roots(self) -> None:
+        """FSDP2 picks a model's root at its first forward. Generation and the rollout call the vision tower and
+        the rope helpers directly, so before any of them (validation at step 0 included) every rank runs one cheap
+        text-only forward through each sharded model (once per process)."""
+        if self.device_mesh is None or self.__dict__.get("_fsdp_roots_ready"):
+            return
+        ids = torch.tensor([[stop_token_ids(self.tokenizer)[0]]], device=self.device)  # [1, 1], a text token
+        with torch.no_grad():
+            for model in self.sharded_models():
+                model(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    mm_token_type_ids=torch.zeros_like(ids),
+                    use_cache=False,
+                )
+        self._fsdp_roots_ready = True
+
     def on_fit_start(self) -> None:
         self._check_data_processor()
+        self.init_fsdp_roots()
         dm = getattr(self.trainer, "datamodule", None)  # records skipped while reading the annotation files
         self.skipped_samples = int(getattr(dm, "skipped_records", {}).get("train", 0))
 
     def on_test_start(self) -> None:
         self._check_data_processor()
+        self.init_fsdp_roots()
 
     @cached_property
     def processor(self) -> Any:

@@ -213,24 +213,10 @@ class GRPOModule(PolicyModule):
 
     # -- rollout and rewards ---------------------------------------------------------------------------
 
-    def _init_fsdp_roots(self, batch: dict[str, Any]) -> None:
-        """FSDP2 picks a model's root at its first forward; the rollout calls the vision tower and rope helpers
-        directly, so run one cheap text-only forward through each sharded root first (once per process)."""
-        if self.device_mesh is None or getattr(self, "_fsdp_roots_ready", False):
-            return
-        ids = batch["prompt_input_ids"][:, -1:]  # [B, 1], a text token (the generation prompt's last)
-        with torch.no_grad():
-            for model in filter(None, (self.model, self.ref_model)):
-                model(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    mm_token_type_ids=torch.zeros_like(ids),
-                    use_cache=False,
-                )
-        self._fsdp_roots_ready = True
+    def sharded_models(self) -> list[torch.nn.Module]:
+        return [m for m in (self.model, self.ref_model) if m is not None]
 
     def _rollout(self, batch: dict[str, Any]) -> Rollout:
-        self._init_fsdp_roots(batch)
         cfg = self.rollout_cfg
         with torch.no_grad():
             return generate_group(

@@ -3,7 +3,8 @@
 A :class:`PolicySpec` says which checkpoint to load (local folder or hub id), in which dtype and attention
 implementation, what to freeze and whether to add LoRA adapters (peft). :func:`load_policy` turns it into
 a model; :func:`shard_policy` applies FSDP2 (``fully_shard`` per decoder layer, then the root) on a device
-mesh. Qwen2.5-VL is first-class; Qwen2-VL and Qwen3-VL load through the same path
+mesh, and :func:`gathered_for_generation` keeps a sharded policy's full weights for a whole generation call (one
+all-gather per unit, not one per decode step; ``docs/performance.md#generation-under-fsdp2``). Qwen2.5-VL is first-class; Qwen2-VL and Qwen3-VL load through the same path
 (``AutoModelForImageTextToText``) and share the module layout ``model.visual`` / ``model.language_model``.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,6 +65,12 @@ class PolicySpec:
     """Freeze the output projection."""
     lora: LoraSpec | None = None
     """LoRA adapters (None: full fine-tuning of whatever is not frozen)."""
+    gather_for_generation: bool = True
+    """Under FSDP2: all-gather the full weights once per generation call (GRPO rollout, validation and ``test``
+    batch) and keep them for the whole decode loop (fast; peak memory: every parameter unsharded in its compute
+    dtype, plus the KV cache). False: every decode step's forward all-gathers each decoder layer again, as in
+    training (one layer's weights at a time; tens of ms per token at 7B). No effect without FSDP2. See
+    ``docs/performance.md#generation-under-fsdp2``."""
 
 
 def resolve_attn_implementation(choice: str) -> str:
@@ -174,6 +183,61 @@ def shard_policy(
     fully_shard(vision_tower(model), **kwargs)
     fully_shard(model, **kwargs)
     return model
+
+
+def fsdp_units(model: nn.Module) -> list[nn.Module]:
+    """The FSDP2 units of ``model`` (modules ``fully_shard`` was applied to), in module order; [] when unsharded."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return [m for m in model.modules() if isinstance(m, FSDPModule)]
+
+
+def _reshard_settings(unit: nn.Module) -> tuple[bool | None, list[Any]]:
+    """What decides whether ``unit`` reshards after a forward, to put back exactly: FSDP2 has a setter
+    (``set_reshard_after_forward``) but no getter, and sets the root's value to False at its lazy init."""
+    state = unit._get_fsdp_state()
+    return state._auto_reshard_after_forward, [g.post_forward_mesh_info for g in state._fsdp_param_groups]
+
+
+def _restore_reshard_settings(unit: nn.Module, saved: tuple[bool | None, list[Any]]) -> bool:
+    """Put back :func:`_reshard_settings`; returns whether ``unit`` reshards after a forward."""
+    state = unit._get_fsdp_state()
+    state._auto_reshard_after_forward, infos = saved
+    for group, info in zip(state._fsdp_param_groups, infos):
+        group.post_forward_mesh_info = info
+    return any(info is not None for info in infos)
+
+
+@contextmanager
+def gathered_for_generation(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Keep an FSDP2-sharded ``model``'s full weights from entry to exit (a whole decode loop).
+
+    On entry every unit stops resharding after its forward and is unsharded: one all-gather per unit, in module
+    order, the same collectives on every rank whatever its batch. The forwards inside then gather nothing,
+    however many tokens are decoded. On exit each unit gets back its own setting, and the units that reshard
+    after a forward free their full weights as their post-forward would have: under :func:`shard_policy` all of
+    them, the root (embeddings, final norm, LM head) included, since ``reshard_after_forward=True`` is given
+    explicitly (FSDP2 keeps a root unsharded after its forward only when the argument is left unset).
+    Resharding is local, so ranks may leave at different times. A no-op when ``enabled`` is False or ``model``
+    has no FSDP2 unit (one process, DDP).
+
+    Memory: between entry and exit a rank holds every parameter unsharded in its compute dtype (FSDP2's
+    ``param_dtype``, else the stored dtype) on top of its shards, plus the KV cache of the decode.
+    Needs the root's lazy initialisation done (one forward through the root first, as
+    :meth:`~lit_videor2.modules.base.PolicyModule.init_fsdp_roots` does).
+    """
+    units = fsdp_units(model) if enabled else []
+    saved = [_reshard_settings(u) for u in units]
+    for unit in units:
+        unit.set_reshard_after_forward(False, recurse=False)
+    for unit in units:
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit, settings in zip(units, saved):
+            if _restore_reshard_settings(unit, settings):
+                unit.reshard()
 
 
 def _processor_class_problem(model_type: str, processor: Any) -> str | None:

@@ -260,7 +260,14 @@ class PolicyModule(L.LightningModule):
         rows judged exactly as ``lit_videor2 test`` judges them (:func:`~lit_videor2.evaluation.judge_rows`, the
         rule-based judge)."""
         cfg = self.generation_eval
-        out = generate_completions(self.model, self.tokenizer, batch, cfg, synced=self.trainer.world_size > 1)
+        out = generate_completions(
+            self.model,
+            self.tokenizer,
+            batch,
+            cfg,
+            synced=self.trainer.world_size > 1,
+            gather_for_generation=self.policy.gather_for_generation,
+        )
         rows = batch_rows(batch["columns"], out.texts, out.lengths)
         return judge_rows(rows, RuleBasedJudge(), temporal=cfg.temporal_reward)
 

@@ -112,7 +112,12 @@ class EvalModule(PolicyModule):
         if batch is None:
             return
         texts, _, lengths = generate_completions(
-            self.model, self.tokenizer, batch, self.generation, synced=self.trainer.world_size > 1
+            self.model,
+            self.tokenizer,
+            batch,
+            self.generation,
+            synced=self.trainer.world_size > 1,
+            gather_for_generation=self.policy.gather_for_generation,
         )
         if dummy:
             return

@@ -230,6 +230,7 @@ class GRPOModule(PolicyModule):
                 top_p=cfg.top_p,
                 share_prefix=cfg.share_prefix,
                 synced=self.trainer.world_size > 1,
+                gather_for_generation=self.policy.gather_for_generation,
             )
 
     def decode(self, rollout: Rollout) -> list[str]:

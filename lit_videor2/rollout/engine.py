@@ -81,6 +81,7 @@ def generate_completions(
     *,
     synced: bool = False,
     generator: torch.Generator | None = None,
+    gather_for_generation: bool = True,
 ) -> Completions:
     """One completion per prompt of a collated prompt batch, decoded by the rollout engine.
 
@@ -92,6 +93,8 @@ def generate_completions(
         synced: decode in lockstep with the other ranks (pass ``world_size > 1``: under FSDP every rank must run
             the same forwards).
         generator: RNG of sampling (``do_sample=True``).
+        gather_for_generation: under FSDP2, all-gather the full weights once for the batch, not once per decode step
+            (``PolicySpec.gather_for_generation``; :func:`~lit_videor2.models.policy.gathered_for_generation`).
     """
     settings = settings or GenerationSettings()
     rollout = generate_group(
@@ -101,6 +104,7 @@ def generate_completions(
         **special_token_kwargs(inner_model(model), tokenizer),
         generator=generator,
         synced=synced,
+        gather_for_generation=gather_for_generation,
         **settings.engine_kwargs(),
     )
     texts = tokenizer.batch_decode(rollout.completion_ids, skip_special_tokens=True)

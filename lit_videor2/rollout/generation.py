@@ -12,7 +12,7 @@ from torch import nn
 from transformers import GenerationConfig
 from transformers.generation.logits_process import LogitsProcessorList
 
-from lit_videor2.models.policy import inner_model
+from lit_videor2.models.policy import gathered_for_generation, inner_model
 from lit_videor2.models.vision import (
     continue_positions,
     encode_videos,
@@ -155,6 +155,7 @@ def generate_group(
     share_prefix: bool = True,
     generator: torch.Generator | None = None,
     synced: bool = False,
+    gather_for_generation: bool = True,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt of ``batch``.
 
@@ -176,10 +177,14 @@ def generate_group(
         synced: keep every rank of the process group decoding in lockstep until all ranks are finished (needed
             under FSDP, whose forwards are collectives; ``synced_gpus`` for ``generate``). Pass
             ``trainer.world_size > 1``.
+        gather_for_generation: under FSDP2, all-gather the full weights once for the whole call and reshard after
+            (:func:`~lit_videor2.models.policy.gathered_for_generation`); False: every decode step's forward
+            all-gathers each decoder layer again. No effect on an unsharded model.
 
     Returns:
         A :class:`Rollout` with N = B·G completions, rows of one prompt adjacent.
     """
+    sharded = model  # a peft wrapper is the FSDP root: gather through it
     model = inner_model(model)  # a peft wrapper: LoRA layers are injected in place, the base model runs them
     prompt = batch if isinstance(batch, PromptBatch) else PromptBatch.from_collated(batch)
     if group_size < 1 or max_new_tokens < 1:
@@ -191,38 +196,39 @@ def generate_group(
         pad_token_id = getattr(model.generation_config, "pad_token_id", None)
         pad_token_id = eos_token_ids[0] if pad_token_id is None else pad_token_id
     settings = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
-    if share_prefix:
-        processors = build_logits_processors(
-            **settings,
-            suppress_token_ids=suppress,
-            eos_token_ids=eos_token_ids,
-            min_new_tokens=min_new_tokens,
-            device=prompt.input_ids.device,
-        )
-        tokens, features, positions = _generate_shared(
-            model,
-            prompt,
-            group_size,
-            max_new_tokens=max_new_tokens,
-            processors=processors,
-            do_sample=do_sample,
-            eos_token_ids=eos_token_ids,
-            pad_token_id=pad_token_id,
-            generator=generator,
-            synced=synced,
-        )
-    else:
-        config = _generation_config(
-            **settings,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            eos_token_ids=eos_token_ids,
-            suppress_token_ids=suppress,
-            pad_token_id=pad_token_id,
-        )
-        tokens = _generate_per_completion(model, prompt, group_size, config, synced=synced)
-        features = None
-        positions = _prompt_positions(model, prompt)
+    with gathered_for_generation(sharded, gather_for_generation):  # every forward of the call, one gather
+        if share_prefix:
+            processors = build_logits_processors(
+                **settings,
+                suppress_token_ids=suppress,
+                eos_token_ids=eos_token_ids,
+                min_new_tokens=min_new_tokens,
+                device=prompt.input_ids.device,
+            )
+            tokens, features, positions = _generate_shared(
+                model,
+                prompt,
+                group_size,
+                max_new_tokens=max_new_tokens,
+                processors=processors,
+                do_sample=do_sample,
+                eos_token_ids=eos_token_ids,
+                pad_token_id=pad_token_id,
+                generator=generator,
+                synced=synced,
+            )
+        else:
+            config = _generation_config(
+                **settings,
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=min_new_tokens,
+                eos_token_ids=eos_token_ids,
+                suppress_token_ids=suppress,
+                pad_token_id=pad_token_id,
+            )
+            tokens = _generate_per_completion(model, prompt, group_size, config, synced=synced)
+            features = None
+            positions = _prompt_positions(model, prompt)
     return _assemble(prompt, group_size, tokens, positions, features, eos_token_ids, pad_token_id)
 
 

@@ -7,6 +7,7 @@ types, option lines in the question, video paths and the error messages for malf
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -132,7 +133,7 @@ CASES = [
     (
         "scivideobench",
         "scivideobench/scivideobench_1k.jsonl",
-        {"scivideobench/58827/1": ("multiple choice", "D", "jove_58827.mp4", 4)},
+        {"scivideobench/58827/conceptual_reasoning/1": ("multiple choice", "D", "jove_58827.mp4", 4)},
     ),
     (
         "videommmu",
@@ -145,11 +146,27 @@ CASES = [
     ),
     (
         "mvbench",
-        "mvbench_video",  # the `video` revision is chosen explicitly in test_mvbench_video_revision
+        "mvbench_video",  # rows of the `video` revision (pre-cut clips): inferred, folders at the download root
         {
-            "mvbench/action_sequence/0": ("multiple choice", "A", "video/star/Charades_v1_480/USNP1.mp4", 4),
-            "mvbench/action_sequence/1": ("multiple choice", "B", "video/star/Charades_v1_480/ZC9K6.mp4", 3),
-            "mvbench/action_count/0": ("multiple choice", "A", "video/perception/videos/video_10109.mp4", 3),
+            "mvbench/action_sequence/0": (
+                "multiple choice",
+                "A",
+                "star/Charades_segment/USNP1_1.2999999999999998_15.4.mp4",
+                4,
+            ),
+            "mvbench/action_sequence/1": ("multiple choice", "B", "star/Charades_segment/ZC9K6_3.0_11.7.mp4", 3),
+            "mvbench/action_count/0": ("multiple choice", "A", "perception/videos/video_10109.mp4", 3),
+        },
+    ),
+    (
+        "scivideobench",
+        "scivideobench_twins/scivideobench_1k.jsonl",  # question ids repeated across question types, 10 options
+        {
+            "scivideobench/65238/conceptual_reasoning/1": ("multiple choice", "A", "jove_65238.mp4", 10),
+            "scivideobench/65238/hypothetical_reasoning/1": ("multiple choice", "B", "jove_65238.mp4", 10),
+            "scivideobench/65238/quantitative_reasoning/1": ("multiple choice", "C", "jove_65238.mp4", 10),
+            "scivideobench/65238/conceptual_reasoning/2": ("multiple choice", "C", "jove_65238.mp4", 10),
+            "scivideobench/58827/conceptual_reasoning/1": ("multiple choice", "D", "jove_58827.mp4", 10),
         },
     ),
 ]
@@ -233,13 +250,19 @@ def test_video_prefix_and_root(tmp_path):
         (
             "vsibench",
             "vsibench_bad_number.json",
-            r"vsibench_bad_number\.json\[0\]: numeric question type 'room_size_estimation'",
+            r"vsibench_bad_number\.json\[0\]: field 'ground_truth' 'about twenty' is not a number",
         ),
     ],
 )
 def test_malformed_rows_name_file_and_row(name, file, message):
+    """--strict: the first bad row stops the conversion, naming the file, the row and the field. Without it the
+    row is dropped, and listed with the same words."""
     with pytest.raises(BenchmarkFormatError, match=message):
-        convert(name, DATA / "malformed" / file)
+        convert(name, DATA / "malformed" / file, skips=Skips(strict=True))
+    skips = Skips()
+    convert(name, DATA / "malformed" / file, skips=skips)
+    assert len(skips.rows) == 1
+    assert any(re.search(message, m) for m in skips.messages() if m.startswith("skipped ")), skips.messages()
 
 
 def test_layout_errors(tmp_path):
@@ -249,8 +272,8 @@ def test_layout_errors(tmp_path):
         convert("videomme", nested)
     bad = tmp_path / "mmmu.json"
     bad.write_text(json.dumps([{"id": "x1", "question": "q", "answer": "A", "options": ["a", "b"]}]))
-    with pytest.raises(BenchmarkFormatError, match=r"mmmu\.json\[0\]: id 'x1' is not '<split>_<Subject>_<n>'"):
-        convert("videommmu", bad)
+    with pytest.raises(BenchmarkFormatError, match=r"mmmu\.json\[0\]: field 'id' 'x1' is not '<split>_<Subject>_<n>'"):
+        convert("videommmu", bad, skips=Skips(strict=True))
     with pytest.raises(ValueError, match="unknown benchmark 'nope'"):
         convert("nope", bad)
     with pytest.raises(FileNotFoundError):
@@ -320,32 +343,61 @@ def test_cli_convert_benchmark(tmp_path, capsys):
 
 
 def test_mlvu_official_folder_skips_generation_tasks_and_counts_bad_rows(tmp_path):
-    """MLVU's json/ folder: sub-scene and summary files are skipped with a note; rows whose answer matches no
-    candidate, several, or is empty are dropped and counted (not the whole file)."""
+    """MLVU's json/ folder: sub-scene and summary files are left out with a note saying why; rows that cannot be
+    used (an empty question, as in the published 7_topic_reasoning.json; an answer matching no candidate, several,
+    or empty) are dropped, counted and listed, and the rest of the folder converts."""
     skips = Skips()
     recs = convert("mlvu", DATA / "mlvu_official", skips=skips)
-    assert [r["id"] for r in recs] == ["mlvu/4_count/0"]
-    assert recs[0]["answer"] == "B"
-    messages = skips.messages()
-    assert any("8_sub_scene.json: generation task" in m for m in messages)
-    assert any("9_summary.json: generation task" in m for m in messages)
-    assert any(
-        m.startswith("dropped 1 row(s): answer matches no option (first: ") and "4_count.json[1]" in m for m in messages
+    assert [r["id"] for r in recs] == ["mlvu/4_count/0", "mlvu/7_topic_reasoning/0", "mlvu/7_topic_reasoning/2"]
+    assert [r["answer"] for r in recs] == ["B", "B", "C"]
+    assert recs[1]["video"] == "video/7_topic_reasoning/topic_004.mp4"
+    assert (recs[1]["duration"], recs[1]["question_type"], recs[1]["task"]) == (
+        496.0,
+        "topic_reasoning",
+        "7_topic_reasoning",
     )
-    assert any(m.startswith("dropped 1 row(s): answer matches several options") for m in messages)
-    assert any(m.startswith("dropped 1 row(s): empty answer") and "4_count.json[3]" in m for m in messages)
+    messages = skips.messages()
+    assert any(
+        "8_sub_scene.json: not converted: generation task (sub_scene): its 1 rows have no candidates" in m
+        for m in messages
+    )
+    assert any("9_summary.json: not converted: generation task (summary)" in m for m in messages)
+    counts = [m for m in messages if m.startswith("dropped ")]
+    assert counts == [
+        "dropped 1 row(s): answer matches no option (--strict makes this an error)",
+        "dropped 1 row(s): answer matches several options (--strict makes this an error)",
+        "dropped 1 row(s): empty answer (--strict makes this an error)",
+        "dropped 1 row(s): field 'question' is empty (--strict makes this an error)",
+    ]
+    listed = [m for m in messages if m.startswith("skipped ")]
+    assert [m.split("json/")[1].split(":")[0] for m in listed] == [
+        "4_count.json[1]",
+        "4_count.json[2]",
+        "4_count.json[3]",
+        "7_topic_reasoning.json[1]",
+    ]
+    assert listed[-1].endswith("7_topic_reasoning.json[1]: field 'question' is empty")
+    assert skips.summary() == (
+        "dropped 4 row(s): answer matches no option: 1, answer matches several options: 1, empty answer: 1, "
+        "field 'question' is empty: 1"
+    )
     with pytest.raises(BenchmarkFormatError, match=r"4_count\.json\[1\]: answer 'six' is neither"):
         convert("mlvu", DATA / "mlvu_official", skips=Skips(strict=True))
+    with pytest.raises(BenchmarkFormatError, match=r"7_topic_reasoning\.json\[1\]: field 'question' is empty$"):
+        convert("mlvu", DATA / "mlvu_official/json/7_topic_reasoning.json", skips=Skips(strict=True))
 
 
 def test_empty_answer_is_reported_as_empty(tmp_path):
     bad = tmp_path / "bench.json"
     bad.write_text(json.dumps([{"video": "v.mp4", "question": "q?", "candidates": ["a", "b"], "answer": ""}]))
     with pytest.raises(BenchmarkFormatError, match=r"bench\.json\[0\]: answer is empty"):
-        convert("mvbench", bad)
+        convert("mvbench", bad, skips=Skips(strict=True))
     bad.write_text(json.dumps([{"video": "v.mp4", "question": "q?", "candidates": ["a", "b"]}]))
     with pytest.raises(BenchmarkFormatError, match=r"bench\.json\[0\]: missing field 'answer'"):
-        convert("mvbench", bad)
+        convert("mvbench", bad, skips=Skips(strict=True))
+    bad.write_text(json.dumps([{"video": "v.mp4", "question": "q?", "candidates": ["a", "b"], "answer": None}]))
+    with pytest.raises(BenchmarkFormatError, match=r"bench\.json\[0\]: field 'answer' is null"):
+        convert("mvbench", bad, skips=Skips(strict=True))
 
 
 def test_videommmu_nested_track_comes_from_the_split():
@@ -395,36 +447,72 @@ def test_longvideobench_download_folder_leaves_out_the_test_files(tmp_path):
     assert [r["id"] for r in convert("longvideobench", folder)] == ["longvideobench/abcDEF123_0"]
 
 
-def test_mvbench_video_revision(tmp_path):
-    """The `video` revision: STAR clips are cut files <id>_<start>_<end>.mp4 under star/Charades_segment/."""
-    recs = {r["id"]: r for r in convert("mvbench", DATA / "mvbench_video", revision="video")}
+def test_mvbench_video_revision(tmp_path, caplog):
+    """The `video` revision: its rows name pre-cut clips <id>_<start>_<end>.mp4 and its task folders sit at the
+    download root (star/Charades_segment/...), as lmms-eval joins them. Without --revision that is inferred and
+    said; --revision main contradicts the rows and is an error naming the row."""
+    skips = Skips()
+    recs = {r["id"]: r for r in convert("mvbench", DATA / "mvbench_video", skips=skips)}
     first = recs["mvbench/action_sequence/0"]
-    assert first["video"] == "video/star/Charades_segment/USNP1_1.2999999999999998_15.4.mp4"
-    assert first["source_video"] == "USNP1.mp4" and first["revision"] == "video"
-    assert recs["mvbench/action_sequence/1"]["video"] == "video/star/Charades_segment/ZC9K6_3.0_11.7.mp4"
-    assert recs["mvbench/action_count/0"]["video"] == "video/perception/videos/video_10109.mp4"
-    # with the videos at hand the revision is detected, and a cut file written with other digits is found
+    assert first["video"] == "star/Charades_segment/USNP1_1.2999999999999998_15.4.mp4"
+    assert first["revision"] == "video" and first["source_video"] == "USNP1_1.2999999999999998_15.4.mp4"
+    assert (first["start"], first["end"]) == (1.2999999999999998, 15.4)
+    (note,) = skips.notes
+    assert note.startswith("MVBench revision 'video' inferred: ") and "action_sequence.json[0]" in note
+    assert convert("mvbench", DATA / "mvbench_video", revision="video") == list(recs.values())
+    with pytest.raises(
+        BenchmarkFormatError,
+        match=r"action_sequence\.json\[0\]: field 'video' "
+        r"'USNP1_1\.2999999999999998_15\.4\.mp4' names a pre-cut clip .* --revision main was given",
+    ):
+        convert("mvbench", DATA / "mvbench_video", revision="main")
+    # --video-prefix still applies in front of the task folders
+    prefixed = convert("mvbench", DATA / "mvbench_video/json/action_count.json", revision="video", video_prefix="mv")
+    assert prefixed[0]["video"] == "mv/perception/videos/video_10109.mp4"
+
+
+def test_mvbench_main_json_for_the_video_revision(tmp_path):
+    """Rows of the `main` JSON (whole video + start/end) converted for the `video` revision point at the cut file,
+    at the download root; with the videos at hand a cut file written with other digits is found, and such a
+    --video-root alone says which revision it is."""
+    main = convert("mvbench", DATA / "mvbench/json/action_localization.json")
+    assert main[0]["video"] == "video/sta/sta_video/sta_0001.mp4" and main[0]["revision"] == "main"
+    cut = convert("mvbench", DATA / "mvbench/json/action_localization.json", revision="video")
+    assert cut[0]["video"] == "sta/sta_video_segment/sta_0001_12.5_30.0.mp4"
     root = tmp_path / "MVBench"
-    seg = root / "video" / "star" / "Charades_segment"
-    seg.mkdir(parents=True)
-    (seg / "USNP1_1.3_15.4.mp4").write_bytes(b"x")
-    (seg / "ZC9K6_3.0_11.7.mp4").write_bytes(b"x")
-    (root / "video" / "perception" / "videos").mkdir(parents=True)
-    (root / "video" / "perception" / "videos" / "video_10109.mp4").write_bytes(b"x")
-    found = {r["id"]: r["video"] for r in convert("mvbench", DATA / "mvbench_video", video_root=root)}
-    assert found["mvbench/action_sequence/0"] == "video/star/Charades_segment/USNP1_1.3_15.4.mp4"
+    (root / "star" / "Charades_segment").mkdir(parents=True)
+    (root / "sta" / "sta_video_segment").mkdir(parents=True)
+    (root / "sta" / "sta_video_segment" / "sta_0001_12.50_30.mp4").write_bytes(b"x")
+    skips = Skips()
+    found = convert("mvbench", DATA / "mvbench/json/action_localization.json", video_root=root, skips=skips)
+    assert found[0]["video"] == "sta/sta_video_segment/sta_0001_12.50_30.mp4"
+    assert skips.notes == [
+        f"MVBench revision 'video' inferred: {root / 'star/Charades_segment'} exists (--revision video says so)"
+    ]
     assert segment_name("USNP1_1.3_15.4.mp4", 9, 9) == "USNP1_1.3_15.4.mp4"  # already a segment
+
+
+def _cli(args: list[str]) -> Path:
+    return cli_main(["convert-benchmark", *args])
 
 
 def test_cli_format_error_is_one_line_and_notes_are_counted(tmp_path, capsys):
     from lit_videor2.cli import run
 
     out = tmp_path / "mlvu.json"
-    cli_main(["convert-benchmark", "--name", "mlvu", "--src", str(DATA / "mlvu_official"), "--out", str(out)])
+    _cli(["--name", "mlvu", "--src", str(DATA / "mlvu_official"), "--out", str(out)])
     captured = capsys.readouterr()
-    assert "wrote 1 mlvu records" in captured.out
+    assert "wrote 3 mlvu records" in captured.out
+    assert captured.out.rstrip().endswith(
+        "dropped 4 row(s): answer matches no option: 1, answer matches several "
+        "options: 1, empty answer: 1, field 'question' is empty: 1"
+    )
     notes = [ln for ln in captured.err.splitlines() if ln.startswith("convert-benchmark: note: ")]
-    assert len(notes) == 5, captured.err
+    assert len(notes) == 2 + 4 + 4, captured.err  # 2 files left out; 4 reasons, each with its one row listed
+    assert (
+        f"convert-benchmark: note: skipped {DATA / 'mlvu_official/json/7_topic_reasoning.json'}[1]: field "
+        "'question' is empty" in notes
+    )
     with pytest.raises(SystemExit) as exc:
         run(
             ["convert-benchmark", "--name", "mlvu", "--src", str(DATA / "mlvu_official"), "--out", str(out), "--strict"]
@@ -433,16 +521,183 @@ def test_cli_format_error_is_one_line_and_notes_are_counted(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "Traceback" not in err[0] and "4_count.json[1]: answer 'six'" in err[0]
     with pytest.raises(BenchmarkFormatError, match="options \\['revision'\\] do not apply"):
-        cli_main(
+        _cli(["--name", "mlvu", "--src", str(DATA / "mlvu"), "--out", str(out), "--revision", "video"])
+
+
+def test_cli_generation_file_alone_says_why(tmp_path):
+    """MLVU's 8_sub_scene.json given alone: no multiple-choice row, and the error says why."""
+    src = DATA / "mlvu_official/json/8_sub_scene.json"
+    with pytest.raises(BenchmarkFormatError) as exc:
+        _cli(["--name", "mlvu", "--src", str(src), "--out", str(tmp_path / "o.json")])
+    message = str(exc.value)
+    assert message.startswith(
+        f"{src}: no records converted: {src}: not converted: generation task (sub_scene): its 1 rows have no candidates"
+    )
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_all_rows_dropped_says_why(tmp_path):
+    """A file whose every row is unusable stops the command with the reasons and the first row of each."""
+    with pytest.raises(
+        BenchmarkFormatError,
+        match=r"no records converted: dropped 1 row\(s\): missing field "
+        r"'options': 1 \(first: .*videomme_missing_options\.json\[0\]: missing field 'options'",
+    ):
+        _cli(
             [
-                "convert-benchmark",
                 "--name",
-                "mlvu",
+                "videomme",
                 "--src",
-                str(DATA / "mlvu"),
+                str(DATA / "malformed/videomme_missing_options.json"),
                 "--out",
-                str(out),
-                "--revision",
-                "video",
+                str(tmp_path / "o.json"),
             ]
         )
+
+
+def test_cli_mvbench_revision_inferred_and_said(tmp_path, capsys):
+    out = _cli(["--name", "mvbench", "--src", str(DATA / "mvbench_video"), "--out", str(tmp_path / "o.json")])
+    err = capsys.readouterr().err
+    assert "convert-benchmark: note: MVBench revision 'video' inferred: " in err
+    videos = [r.video for r in load_records(out).records]
+    assert videos[1] == "star/Charades_segment/USNP1_1.2999999999999998_15.4.mp4"
+    with pytest.raises(BenchmarkFormatError, match="--revision main was given"):
+        _cli(
+            [
+                "--name",
+                "mvbench",
+                "--src",
+                str(DATA / "mvbench_video"),
+                "--out",
+                str(tmp_path / "o.json"),
+                "--revision",
+                "main",
+            ]
+        )
+
+
+# ------------------------------------------------------------------------- every converter, the same rules
+
+#: One clean sample per converter as a flat list of rows (file name kept: MVBench and MLVU read the task from it).
+FLAT_SAMPLES = {
+    "mvbench": "mvbench/json/action_count.json",
+    "videomme": "videomme/test.json",
+    "tempcompass": "tempcompass/multi-choice_flat.jsonl",
+    "videommmu": "videommmu/Perception/test.json",
+    "mmvu": "mmvu/validation.json",
+    "vsibench": "vsibench/test.json",
+    "mlvu": "mlvu/json/1_plotQA.json",
+    "longvideobench": "longvideobench/lvb_val.json",
+    "videomathqa": "videomathqa/videomathqa_mcq_test.json",
+    "minerva": "minerva/minerva.json",
+    "scivideobench": "scivideobench_twins/scivideobench_1k.jsonl",
+}
+
+
+def _rows(path: Path) -> list[dict]:
+    text = path.read_text()
+    return [json.loads(ln) for ln in text.splitlines() if ln.strip()] if path.suffix == ".jsonl" else json.loads(text)
+
+
+def _write_rows(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        path.write_text(json.dumps(rows))
+    return path
+
+
+def test_every_layout_has_a_flat_sample():
+    assert set(FLAT_SAMPLES) == set(ADAPTERS)
+
+
+@pytest.mark.parametrize("name", sorted(FLAT_SAMPLES))
+def test_every_converter_counts_an_unusable_row(name, tmp_path):
+    """An empty question among clean rows, for every converter: dropped, counted and listed without --strict;
+    with it, an error naming the file, the row and the field."""
+    sample = DATA / FLAT_SAMPLES[name]
+    rows = _rows(sample)
+    bad = dict(rows[0], question="")
+    src = _write_rows([*rows, bad], tmp_path / sample.name)
+    clean = convert(name, sample)
+    skips = Skips()
+    recs = convert(name, src, skips=skips)
+    assert len(recs) == len(clean), "the clean rows all convert"
+    assert skips.summary() == "dropped 1 row(s): field 'question' is empty: 1"
+    assert any(m.startswith(f"skipped {src}") and m.endswith("field 'question' is empty") for m in skips.messages())
+    with pytest.raises(
+        BenchmarkFormatError,
+        match=rf"{re.escape(src.name)}(\[{len(rows)}\]|:{len(rows) + 1}): "
+        r"field 'question' is empty",
+    ):
+        convert(name, src, skips=Skips(strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(FLAT_SAMPLES))
+def test_every_converter_keeps_unused_fields(name, tmp_path):
+    """Fields a converter does not use are metadata, never a reason to fail: odd types included, and names the
+    record or the loader already use kept as source_<name>."""
+    sample = DATA / FLAT_SAMPLES[name]
+    rows = _rows(sample)
+    extra = {
+        "annotator_note": {"checked": True, "by": ["x", "y"]},
+        "rank": 3,
+        "empty_field": None,
+        "temporal_grounding": "n/a",
+        "conversations": 7,
+    }
+    src = _write_rows([dict(r, **extra) for r in rows], tmp_path / sample.name)
+    recs = convert(name, src, skips=Skips(strict=True))
+    assert len(recs) == len(rows)
+    for rec in recs:
+        assert rec["annotator_note"] == {"checked": True, "by": ["x", "y"]} and rec["rank"] == 3
+        assert "empty_field" not in rec
+        assert (rec["source_temporal_grounding"], rec["source_conversations"]) == ("n/a", 7)
+    _load(recs, tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(FLAT_SAMPLES))
+def test_every_converter_ids_are_unique_and_stable(name, tmp_path):
+    """A row repeated word for word keeps its place with the id suffixed '#2' (the benchmark's scorer counts every
+    row), said in a note; converting twice gives the same ids."""
+    sample = DATA / FLAT_SAMPLES[name]
+    rows = _rows(sample)
+    src = _write_rows([*rows, rows[0]], tmp_path / sample.name)
+    skips = Skips()
+    recs = convert(name, src, skips=skips)
+    ids = [r["id"] for r in recs]
+    assert len(ids) == len(set(ids)) == len(rows) + 1
+    # ids numbered by position (row index; per video and dimension; per question) give the repeat its own number
+    if name not in ("mvbench", "mlvu", "tempcompass", "videomathqa"):
+        assert ids[-1] == ids[0] + "#2"
+        (note,) = [m for m in skips.messages() if "repeat an earlier row" in m]
+        assert note.startswith("1 row(s) repeat an earlier row (same id, video, question, options and answer): kept")
+    assert [r["id"] for r in convert(name, src)] == ids
+
+
+def test_scivideobench_twin_question_ids(tmp_path):
+    """The published file reuses (video_id, question_id) across question types: every row comes out, the type
+    in its id; category and video_duration are kept; 10 options A-J."""
+    skips = Skips(strict=True)
+    recs = convert("scivideobench", DATA / "scivideobench_twins/scivideobench_1k.jsonl", skips=skips)
+    assert len(recs) == 5 and not skips.repeats
+    twin = recs[1]
+    assert twin["id"] == "scivideobench/65238/hypothetical_reasoning/1"
+    assert (twin["question_id"], twin["video_id"], twin["question_type"]) == ("1", "65238", "Hypothetical Reasoning")
+    assert (twin["category"], twin["video_duration"], twin["discipline"]) == ("Biology", 412.6, "Biology")
+    assert twin["options"][-1] == "J. The enzyme would be inhibited"
+    assert "timestamp_breakdown" not in twin
+    loaded = _load(recs, tmp_path)
+    assert len(loaded) == 5
+
+
+def test_repeated_ids_with_other_content_are_told_apart(tmp_path):
+    """Two different rows under one source id: both kept, the second suffixed, and the note says they differ."""
+    rows = _rows(DATA / "videomme/test.json")
+    src = _write_rows([rows[0], dict(rows[1], question_id=rows[0]["question_id"])], tmp_path / "test.json")
+    skips = Skips()
+    recs = convert("videomme", src, skips=skips)
+    assert [r["id"] for r in recs] == ["videomme/001-1", "videomme/001-1#2"]
+    (note,) = skips.messages()
+    assert "have the id of an earlier row with another question or answer" in note and "test.json[1]" in note

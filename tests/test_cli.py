@@ -91,7 +91,18 @@ def test_error_line_strips_a_dataloader_worker_traceback():
 
 def test_main_keeps_raising_for_programmatic_callers(tmp_path):
     with pytest.raises(BenchmarkFormatError, match="'a phone' is neither"):
-        main(["convert-benchmark", "--name", "mvbench", "--src", str(BAD_MVBENCH), "--out", str(tmp_path / "o.json")])
+        main(
+            [
+                "convert-benchmark",
+                "--name",
+                "mvbench",
+                "--src",
+                str(BAD_MVBENCH),
+                "--out",
+                str(tmp_path / "o.json"),
+                "--strict",
+            ]
+        )
     with pytest.raises(UsageError, match="unknown command 'fitt'"):
         main(["fitt"])
     with pytest.raises(argparse.ArgumentError, match="trainer.max_epochs"):
@@ -102,7 +113,7 @@ def test_run_prints_one_line_and_exits_2(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LIT_VIDEOR2_DEBUG", raising=False)
     out = tmp_path / "o.json"
     with pytest.raises(SystemExit) as exc:
-        run(["convert-benchmark", "--name", "mvbench", "--src", str(BAD_MVBENCH), "--out", str(out)])
+        run(["convert-benchmark", "--name", "mvbench", "--src", str(BAD_MVBENCH), "--out", str(out), "--strict"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -125,7 +136,16 @@ def test_run_prints_one_line_and_exits_2(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_debug_lets_the_exception_through(tmp_path, monkeypatch, how):
-    args = ["convert-benchmark", "--name", "mvbench", "--src", str(BAD_MVBENCH), "--out", str(tmp_path / "o.json")]
+    args = [
+        "convert-benchmark",
+        "--name",
+        "mvbench",
+        "--src",
+        str(BAD_MVBENCH),
+        "--out",
+        str(tmp_path / "o.json"),
+        "--strict",
+    ]
     if how == "flag":
         monkeypatch.delenv("LIT_VIDEOR2_DEBUG", raising=False)
         args.append("--debug")

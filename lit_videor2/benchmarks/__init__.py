@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -34,24 +35,43 @@ from lit_videor2.benchmarks.reasoning import (
 )
 from lit_videor2.data.schema import load_records
 
+log = logging.getLogger(__name__)
+
 
 def convert(name: str, src: str | Path, *, skips: Skips | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """Run the adapter registered as ``name`` (see :data:`ADAPTERS`).
 
-    ``skips`` collects the rows and files the adapter left out (counted warnings); adapters that never leave
-    anything out do not take it. Other keyword arguments go to the adapter (``video_root``, ``revision``, ...);
-    ``None`` values are dropped, so a generic caller can pass every option.
+    ``skips`` collects the rows the adapter dropped, the files it left out, the ids it had to tell apart and the
+    choices it inferred (``Skips(strict=True)``: a row that cannot be used is an error naming the file, the row
+    and the field). Without ``skips``, rows that cannot be used are dropped and every message is logged as a
+    warning. Other keyword arguments go to the adapter (``video_root``, ``revision``, ...); ``None`` values are
+    dropped, so a generic caller can pass every option.
     """
     if name not in ADAPTERS:
         raise BenchmarkFormatError(f"unknown benchmark {name!r}; adapters exist for {sorted(ADAPTERS)}")
     fn = ADAPTERS[name]
     params = inspect.signature(fn).parameters
-    if skips is not None and "skips" in params:
-        kwargs["skips"] = skips
     extra = sorted(k for k, v in kwargs.items() if v is not None and k not in params)
     if extra:
         raise BenchmarkFormatError(f"benchmark {name!r}: options {extra} do not apply to this layout")
-    return fn(src, **{k: v for k, v in kwargs.items() if v is not None})
+    own = skips is None
+    skips = Skips() if skips is None else skips
+    records = fn(src, skips=skips, **{k: v for k, v in kwargs.items() if v is not None})
+    if own:
+        for message in skips.messages():
+            log.warning("%s: %s", name, message)
+    return records
+
+
+def no_records_error(src: str | Path, skips: Skips) -> BenchmarkFormatError:
+    """The error for a conversion that produced nothing, with every reason the converter gave: the files it left
+    out and why, and the rows it dropped (count per reason, and the first row for each)."""
+    reasons = list(skips.notes)
+    if skips.rows:
+        firsts = "; ".join(f"first: {items[0]}" for items in skips.dropped().values())
+        reasons.append(f"{skips.summary()} ({firsts})")
+    why = "; ".join(reasons) if reasons else "the source holds no rows"
+    return BenchmarkFormatError(f"{src}: no records converted: {why}")
 
 
 def write_records(records: list[dict[str, Any]], out: str | Path) -> Path:
@@ -82,14 +102,16 @@ def build_parser(prog: str = "lit_videor2 convert-benchmark") -> argparse.Argume
     p.add_argument(
         "--strict",
         action="store_true",
-        help="a row whose answer matches no option (or several) is an error instead of a counted skip (MLVU)",
+        help="a row that cannot be used (empty question, no answer, answer matching no option or several) is an "
+        "error naming the file, the row and the field, instead of a counted, listed skip",
     )
     p.add_argument(
         "--revision",
         choices=["main", "video"],
         default=None,
-        help="MVBench: the repository revision downloaded (default: 'video' when --video-root holds its "
-        "star/Charades_segment folder, else 'main')",
+        help="MVBench: the repository revision downloaded; 'video' puts the task folders at the download root. "
+        "Default: inferred (rows naming pre-cut clips <id>_<start>_<end>.mp4 are the 'video' revision's, as is a "
+        "--video-root holding star/Charades_segment; else 'main') and said on stderr",
     )
     return p
 
@@ -105,12 +127,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     for message in skips.messages():
         print(f"convert-benchmark: note: {message}", file=sys.stderr)
     if not records:
-        raise BenchmarkFormatError(f"{a.src}: no records converted")
+        raise no_records_error(a.src, skips)
     out = write_records(records, a.out)
     loaded = load_records(out).records  # the contract: the output loads with the project's reader
     types = Counter(r.problem_type for r in loaded)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(types.items()))
-    print(f"wrote {len(loaded)} {a.name} records to {out} ({summary})")
+    dropped = f"; {skips.summary()}" if skips.rows else ""
+    print(f"wrote {len(loaded)} {a.name} records to {out} ({summary}){dropped}")
     return out
 
 
@@ -135,5 +158,6 @@ __all__ = [
     "convert_videommmu",
     "convert_vsibench",
     "main",
+    "no_records_error",
     "write_records",
 ]

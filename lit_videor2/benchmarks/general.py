@@ -12,12 +12,15 @@ from typing import Any
 
 from lit_videor2.benchmarks.common import (
     BenchmarkFormatError,
-    checked_records,
+    Skips,
+    convert_rows,
     files_in,
+    finish,
     mc_record,
     read_json,
     read_table,
     require,
+    source_meta,
     split_question_options,
     video_prefix_or,
 )
@@ -98,6 +101,93 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
+#: The tasks whose clips the ``video`` revision ships pre-cut (``<id>_<start>_<end>.mp4``).
+MVBENCH_SEGMENTED_TASKS = frozenset(task for task, (_, _, cut) in MVBENCH_VIDEO_REVISION_TASKS.items() if cut)
+MVBENCH_REVISIONS = ("main", "video")
+_MVBENCH_PREFIX = {"main": "video/", "video": ""}
+
+
+def names_cut_clip(task: str, row: dict[str, Any]) -> bool:
+    """Whether the row's ``video`` names a pre-cut clip of the ``video`` revision: ``<id>_<start>_<end>.mp4`` in a
+    task that revision cuts, with the row's own ``start``/``end`` when it has them. Only that revision's JSON
+    names its clips so; the ``main`` revision names the whole video and gives ``start``/``end`` beside it."""
+    video = row.get("video")
+    if task not in MVBENCH_SEGMENTED_TASKS or not isinstance(video, str):
+        return False
+    m = _SEGMENT_RE.match(Path(video).stem)
+    if m is None:
+        return False
+    if row.get("start") is None or row.get("end") is None:
+        return True
+    try:
+        return math.isclose(float(m.group("start")), float(row["start"]), abs_tol=1e-6) and math.isclose(
+            float(m.group("end")), float(row["end"]), abs_tol=1e-6
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def mvbench_revision(
+    tables: list[tuple[Path, list[tuple[str, dict]]]],
+    revision: str | None,
+    video_root: str | Path | None,
+    video_prefix: str | None,
+    skips: Skips,
+) -> str:
+    """The revision the rows come from: rows naming pre-cut clips (:func:`names_cut_clip`) say ``video``, and then
+    ``revision="main"`` is an error naming the row. Without ``revision``: the rows' word, else a ``video_root``
+    holding ``star/Charades_segment`` (``video``) , else ``main``; the choice and its reason go to ``skips`` as a
+    note (printed on stderr)."""
+    if revision is not None and revision not in MVBENCH_REVISIONS:
+        raise BenchmarkFormatError(f"MVBench revision {revision!r}: expected one of {list(MVBENCH_REVISIONS)}")
+    cut = next(
+        ((where, row["video"]) for file, rows in tables for where, row in rows if names_cut_clip(file.stem, row)), None
+    )
+    if cut is not None:
+        where, video = cut
+        if revision == "main":
+            raise BenchmarkFormatError(
+                f"{where}: field 'video' {video!r} names a pre-cut clip <id>_<start>_<end>.mp4 of MVBench's `video` "
+                "revision, but --revision main was given; pass --revision video (or leave it out)"
+            )
+        if revision is None:
+            skips.note(
+                f"MVBench revision 'video' inferred: {where} names the pre-cut clip {video!r}; video paths are "
+                "written relative to the root of that revision's download (--revision video says so)"
+            )
+        return "video"
+    if revision is not None:
+        return revision
+    if video_root is not None:
+        segments = Path(video_root) / video_prefix_or(video_prefix, _MVBENCH_PREFIX["video"]) / "star/Charades_segment"
+        if segments.is_dir():
+            skips.note(f"MVBench revision 'video' inferred: {segments} exists (--revision video says so)")
+            return "video"
+    skips.note(
+        "MVBench revision 'main' assumed: no row names a pre-cut clip <id>_<start>_<end>.mp4; video paths are "
+        "written under video/ (pass --revision video for the `video` revision's download)"
+    )
+    return "main"
+
+
+def _mvbench_video(
+    task: str, row: dict, where: str, revision: str, prefix: str, video_root: str | Path | None
+) -> tuple[str, dict]:
+    """The video path of one MVBench row, and the metadata that says how it was found."""
+    if revision == "video":
+        folder, data_type, cut = MVBENCH_VIDEO_REVISION_TASKS.get(task, (task, "video", False))
+    else:
+        (folder, data_type), cut = MVBENCH_TASKS.get(task, (task, "video")), False
+    meta: dict[str, Any] = {"task": task, "data_type": data_type, "revision": revision}
+    video = str(require(row, "video", where))
+    if cut and not names_cut_clip(task, row) and row.get("start") is not None and row.get("end") is not None:
+        found = None
+        if video_root is not None:
+            found = _find_segment(Path(video_root) / f"{prefix}{folder}", video, row["start"], row["end"])
+        video = found or segment_name(video, row["start"], row["end"])
+    return f"{prefix}{folder}/{video}", meta
+
+
 def convert_mvbench(
     src: str | Path,
     *,
@@ -105,55 +195,45 @@ def convert_mvbench(
     video_prefix: str | None = None,
     skip_missing: bool = False,
     revision: str | None = None,
+    skips: Skips | None = None,
 ) -> list[dict]:
     """MVBench (``OpenGVLab/MVBench``): ``json/<task>.json``, each a list of
     ``{"video", "question", "candidates": [...], "answer": "<candidate text>"}`` (+ ``start``/``end`` seconds
-    for the clipped tasks). ``src``: one task file, the ``json/`` folder or the dataset root. Video:
-    ``video/<task folder>/<video>`` (default prefix ``video/``). The answer text is mapped to its candidate's letter.
+    for the clipped tasks). ``src``: one task file, the ``json/`` folder or the dataset root. The answer text is
+    mapped to its candidate's letter; ids are ``mvbench/<task>/<row index>``.
 
-    ``revision``: ``"main"`` (the original layout, :data:`MVBENCH_TASKS`) or ``"video"`` (the repository's
-    ``video`` revision, :data:`MVBENCH_VIDEO_REVISION_TASKS`: clipped rows point at their cut file
-    ``<id>_<start>_<end>.mp4``, found under ``video_root`` when given). Default: ``"video"`` when
-    ``video_root`` holds ``<prefix>star/Charades_segment``, else ``"main"``.
+    ``revision`` (see :func:`mvbench_revision`): ``"main"``, the original layout (:data:`MVBENCH_TASKS`), videos
+    under ``video/<task folder>/<video>`` (default prefix ``video/``); or ``"video"``, the repository's ``video``
+    revision (:data:`MVBENCH_VIDEO_REVISION_TASKS`), whose task folders sit at the download root (default prefix
+    empty): ``star/Charades_segment/<id>_<start>_<end>.mp4``. Rows of the ``main`` JSON converted for the
+    ``video`` revision point at their cut file, found under ``video_root`` when given.
     """
-    prefix = video_prefix_or(video_prefix, "video/")
-    if revision is None:
-        segment_dir = Path(video_root) / f"{prefix}star/Charades_segment" if video_root is not None else None
-        revision = "video" if segment_dir is not None and segment_dir.is_dir() else "main"
-    if revision not in ("main", "video"):
-        raise BenchmarkFormatError(f"MVBench revision {revision!r}: expected 'main' or 'video'")
-    records = []
-    for file in files_in(src, ["*.json", "json/*.json"]):
-        task = file.stem
-        if revision == "video":
-            folder, data_type, segmented = MVBENCH_VIDEO_REVISION_TASKS.get(task, (task, "video", False))
-        else:
-            (folder, data_type), segmented = MVBENCH_TASKS.get(task, (task, "video")), False
-        for i, (where, row) in enumerate(read_table(file)):
-            meta = {"task": task, "data_type": data_type, "revision": revision}
-            for key in ("start", "end"):
-                if row.get(key) is not None:
-                    meta[key] = row[key]
-            video = str(require(row, "video", where))
-            if segmented and row.get("start") is not None and row.get("end") is not None:
-                found = None
-                if video_root is not None:
-                    found = _find_segment(Path(video_root) / f"{prefix}{folder}", video, row["start"], row["end"])
-                video = found or segment_name(video, row["start"], row["end"])
-                meta["source_video"] = str(row["video"])
-            records.append(
-                mc_record(
-                    "mvbench",
-                    f"mvbench/{task}/{i}",
-                    f"{prefix}{folder}/{video}",
-                    str(require(row, "question", where)),
-                    list(require(row, "candidates", where)),
-                    require(row, "answer", where, allow_empty=True),
-                    where,
-                    meta,
-                )
-            )
-    return checked_records(records, video_root, skip_missing)
+    skips = skips if skips is not None else Skips()
+    tables = [(file, read_table(file)) for file in files_in(src, ["*.json", "json/*.json"])]
+    revision = mvbench_revision(tables, revision, video_root, video_prefix, skips)
+    prefix = video_prefix_or(video_prefix, _MVBENCH_PREFIX[revision])
+    used = ("question", "candidates", "answer")
+
+    def build(where: str, item: tuple[str, int, dict]) -> dict:
+        task, index, row = item
+        video, meta = _mvbench_video(task, row, where, revision, prefix, video_root)
+        return mc_record(
+            "mvbench",
+            f"mvbench/{task}/{index}",
+            video,
+            require(row, "question", where),
+            list(require(row, "candidates", where)),
+            require(row, "answer", where, allow_empty=True),
+            where,
+            source_meta(row, used) | meta,
+            options_field="candidates",
+        )
+
+    converted = []
+    for file, rows in tables:
+        items = ((where, (file.stem, i, row)) for i, (where, row) in enumerate(rows))
+        converted += convert_rows(items, build, skips)
+    return finish(converted, skips, video_root, skip_missing)
 
 
 # ------------------------------------------------------------------------------------------ VideoMME
@@ -165,49 +245,51 @@ def convert_videomme(
     video_root: str | Path | None = None,
     video_prefix: str | None = None,
     skip_missing: bool = False,
+    skips: Skips | None = None,
 ) -> list[dict]:
     """Video-MME (``lmms-lab/Video-MME``, ``videomme/test-*.parquet``, or the same rows as JSON/JSONL):
     ``video_id, duration, domain, sub_category, url, videoID, question_id, task_type, question,
     options: ["A. ...", ...], answer: "B"``. Video: ``data/<videoID>.mp4`` (default prefix ``data/``).
     """
     prefix = video_prefix_or(video_prefix, "data/")
-    records = []
+    skips = skips if skips is not None else Skips()
+
+    def build(where: str, row: dict) -> dict:
+        return mc_record(
+            "videomme",
+            f"videomme/{require(row, 'question_id', where)}",
+            f"{prefix}{require(row, 'videoID', where)}.mp4",
+            require(row, "question", where),
+            list(require(row, "options", where)),
+            require(row, "answer", where, allow_empty=True),
+            where,
+            source_meta(row, ("question", "options", "answer")),
+        )
+
+    converted = []
     for file in files_in(src, ["*.parquet", "*.json", "*.jsonl"]):
-        for where, row in read_table(file):
-            qid = str(require(row, "question_id", where))
-            meta = {k: row.get(k) for k in ("duration", "domain", "sub_category", "task_type", "video_id", "url")}
-            records.append(
-                mc_record(
-                    "videomme",
-                    f"videomme/{qid}",
-                    f"{prefix}{require(row, 'videoID', where)}.mp4",
-                    str(require(row, "question", where)),
-                    list(require(row, "options", where)),
-                    require(row, "answer", where),
-                    where,
-                    meta,
-                )
-            )
-    return checked_records(records, video_root, skip_missing)
+        converted += convert_rows(read_table(file), build, skips)
+    return finish(converted, skips, video_root, skip_missing)
 
 
 # ---------------------------------------------------------------------------------------- TempCompass
 
 
-def _tempcompass_row(where: str, rid: str, video_id: str, dim: str, item: dict, prefix: str) -> dict:
-    stem, options = split_question_options(str(require(item, "question", where)))
-    if not options:
-        raise BenchmarkFormatError(f"{where}: TempCompass multi-choice question without 'A. ...' option lines")
-    return mc_record(
-        "tempcompass",
-        rid,
-        f"{prefix}{video_id}.mp4",
-        stem,
-        options,
-        require(item, "answer", where),
-        where,
-        {"dim": dim, "video_id": video_id},
-    )
+def _tempcompass_nested(file: Path, data: dict) -> list[tuple[str, dict]]:
+    """The rows of the official ``{video_id: {dim: [question, ...]}}`` file, each with its ``video_id`` and ``dim``."""
+    rows = []
+    for video_id, dims in data.items():
+        if not isinstance(dims, dict):
+            raise BenchmarkFormatError(f"{file}[{video_id!r}]: expected {{dimension: [questions]}}")
+        for dim, items in dims.items():
+            if not isinstance(items, list):
+                raise BenchmarkFormatError(f"{file}[{video_id!r}][{dim!r}]: expected a list of questions")
+            for i, item in enumerate(items):
+                where = f"{file}[{video_id!r}][{dim!r}][{i}]"
+                if not isinstance(item, dict):
+                    raise BenchmarkFormatError(f"{where}: expected a question object")
+                rows.append((where, {"video_id": video_id, "dim": dim, **item}))
+    return rows
 
 
 def convert_tempcompass(
@@ -216,6 +298,7 @@ def convert_tempcompass(
     video_root: str | Path | None = None,
     video_prefix: str | None = None,
     skip_missing: bool = False,
+    skips: Skips | None = None,
 ) -> list[dict]:
     """TempCompass multi-choice task. Two layouts:
 
@@ -224,30 +307,34 @@ def convert_tempcompass(
     - flat rows (``lmms-lab/TempCompass`` ``multi-choice`` parquet or JSON list): ``video_id, dim, question,
       answer``.
 
-    The options are the ``A. ...`` lines inside the question. Video: ``videos/<video_id>.mp4`` (default
+    The options are the ``A. ...`` lines inside the question. Ids are ``tempcompass/<video_id>/<dim>/<n>``, ``n``
+    counting the questions of that video and dimension in file order. Video: ``videos/<video_id>.mp4`` (default
     prefix ``videos/``).
     """
     prefix = video_prefix_or(video_prefix, "videos/")
-    records = []
+    skips = skips if skips is not None else Skips()
+    counters: dict[tuple[str, str], int] = {}
+
+    def build(where: str, row: dict) -> dict:
+        video_id, dim = str(require(row, "video_id", where)), str(require(row, "dim", where))
+        i = counters[(video_id, dim)] = counters.get((video_id, dim), -1) + 1
+        stem, options = split_question_options(str(require(row, "question", where)))
+        if not options:
+            raise BenchmarkFormatError(f"{where}: field 'question' has no 'A. ...' option lines (multi-choice task)")
+        return mc_record(
+            "tempcompass",
+            f"tempcompass/{video_id}/{dim}/{i}",
+            f"{prefix}{video_id}.mp4",
+            stem,
+            options,
+            require(row, "answer", where, allow_empty=True),
+            where,
+            source_meta(row, ("question", "answer")),
+        )
+
+    converted = []
     for file in files_in(src, ["*.json", "*.jsonl", "*.parquet"]):
         data = read_json(file) if file.suffix.lower() == ".json" else None
-        if isinstance(data, dict):
-            for video_id, dims in data.items():
-                if not isinstance(dims, dict):
-                    raise BenchmarkFormatError(f"{file}[{video_id!r}]: expected {{dimension: [questions]}}")
-                for dim, items in dims.items():
-                    if not isinstance(items, list):
-                        raise BenchmarkFormatError(f"{file}[{video_id!r}][{dim!r}]: expected a list of questions")
-                    for i, item in enumerate(items):
-                        where = f"{file}[{video_id!r}][{dim!r}][{i}]"
-                        if not isinstance(item, dict):
-                            raise BenchmarkFormatError(f"{where}: expected a question object")
-                        rid = f"tempcompass/{video_id}/{dim}/{i}"
-                        records.append(_tempcompass_row(where, rid, video_id, dim, item, prefix))
-            continue
-        counters: dict[tuple[str, str], int] = {}
-        for where, row in read_table(file):
-            video_id, dim = str(require(row, "video_id", where)), str(require(row, "dim", where))
-            i = counters[(video_id, dim)] = counters.get((video_id, dim), -1) + 1
-            records.append(_tempcompass_row(where, f"tempcompass/{video_id}/{dim}/{i}", video_id, dim, row, prefix))
-    return checked_records(records, video_root, skip_missing)
+        rows = _tempcompass_nested(file, data) if isinstance(data, dict) else read_table(file)
+        converted += convert_rows(rows, build, skips)
+    return finish(converted, skips, video_root, skip_missing)

@@ -13,11 +13,13 @@ from lit_videor2.benchmarks.common import (
     LETTERS,
     BenchmarkFormatError,
     Skips,
-    checked_records,
+    convert_rows,
     files_in,
+    finish,
     mc_record,
     read_table,
     require,
+    source_meta,
     video_prefix_or,
 )
 
@@ -27,51 +29,65 @@ from lit_videor2.benchmarks.common import (
 MLVU_GENERATION_TASKS = ("sub_scene", "summary")
 
 
+def mlvu_generation_reason(file: Path, rows: list[tuple[str, dict]]) -> str | None:
+    """Why a file holds no multiple-choice task (``None`` if it does): a generation task (``8_sub_scene.json``,
+    ``9_summary.json``), or no row with ``candidates``."""
+    if not rows:
+        return "the file holds no rows"
+    if any(isinstance(r.get("candidates"), list) and r["candidates"] for _, r in rows):
+        return None
+    task = next((t for t in MLVU_GENERATION_TASKS if t in file.stem), None)
+    kind = f"generation task ({task})" if task else "no multiple-choice rows"
+    return (
+        f"{kind}: its {len(rows)} rows have no candidates, and the multiple-choice evaluation leaves "
+        "generation tasks out (they are scored by a GPT judge)"
+    )
+
+
 def convert_mlvu(
     src: str | Path,
     *,
     video_root: str | Path | None = None,
     video_prefix: str | None = None,
     skip_missing: bool = False,
-    strict: bool = False,
     skips: Skips | None = None,
 ) -> list[dict]:
     """MLVU dev multiple-choice tasks (``MLVU/json/<n>_<task>.json``): lists of ``{"video", "duration",
     "question", "candidates", "answer": "<candidate text>", "question_type"}``. ``src``: one file or the
-    ``json/`` folder. Video: ``video/<file stem>/<video>`` (default prefix ``video/``).
+    ``json/`` folder. Ids are ``mlvu/<file stem>/<row index>``. Video: ``video/<file stem>/<video>`` (default
+    prefix ``video/``).
 
     The official ``json/`` folder also holds the generation tasks (``8_sub_scene.json``, ``9_summary.json``:
-    rows without ``candidates``); those files are skipped with a note. A row whose answer matches no candidate,
-    or several, or is empty, is dropped and counted in ``skips`` (``strict``: an error naming the row).
+    rows without ``candidates``); those files are left out with a note saying so (:func:`mlvu_generation_reason`).
+    A row that cannot be used (empty question; answer empty, matching no candidate or several) is dropped and
+    counted in ``skips`` (``skips.strict``: an error naming the file, the row and the field).
     """
     prefix = video_prefix_or(video_prefix, "video/")
-    skips = skips if skips is not None else Skips(strict)
-    records = []
+    skips = skips if skips is not None else Skips()
+    converted = []
     for file in files_in(src, ["*.json", "json/*.json"]):
         rows = read_table(file)
-        if any(t in file.stem for t in MLVU_GENERATION_TASKS) or (rows and not any("candidates" in r for _, r in rows)):
-            skips.note(f"{file}: generation task without candidates ({len(rows)} rows), not converted")
+        reason = mlvu_generation_reason(file, rows)
+        if reason is not None:
+            skips.note(f"{file}: not converted: {reason}")
             continue
-        for i, (where, row) in enumerate(rows):
-            meta = {"task": file.stem, "question_type": row.get("question_type"), "duration": row.get("duration")}
-            try:
-                record = mc_record(
-                    "mlvu",
-                    f"mlvu/{file.stem}/{i}",
-                    f"{prefix}{file.stem}/{require(row, 'video', where)}",
-                    str(require(row, "question", where)),
-                    list(require(row, "candidates", where)),
-                    require(row, "answer", where, allow_empty=True),
-                    where,
-                    meta,
-                )
-            except BenchmarkFormatError as e:
-                if "answer" not in str(e):
-                    raise
-                skips.row(e)
-                continue
-            records.append(record)
-    return checked_records(records, video_root, skip_missing)
+
+        def build(where: str, item: tuple[int, dict], task: str = file.stem) -> dict:
+            index, row = item
+            return mc_record(
+                "mlvu",
+                f"mlvu/{task}/{index}",
+                f"{prefix}{task}/{require(row, 'video', where)}",
+                require(row, "question", where),
+                list(require(row, "candidates", where)),
+                require(row, "answer", where, allow_empty=True),
+                where,
+                source_meta(row, ("question", "candidates", "answer")) | {"task": task},
+                options_field="candidates",
+            )
+
+        converted += convert_rows(((where, (i, row)) for i, (where, row) in enumerate(rows)), build, skips)
+    return finish(converted, skips, video_root, skip_missing)
 
 
 # ------------------------------------------------------------------------------------ LongVideoBench
@@ -101,11 +117,16 @@ def _lvb_files(src: str | Path, skips: Skips) -> list[Path]:
     return kept
 
 
+def _lvb_option_columns(row: dict[str, Any]) -> list[str]:
+    """The parquet layout's ``option0``, ``option1``, ... columns, in order."""
+    return sorted((k for k in row if re.fullmatch(r"option\d+", k)), key=lambda k: int(k[6:]))
+
+
 def _lvb_options(row: dict[str, Any], where: str) -> list[Any]:
     """``candidates`` (JSON layout), or ``option0``…``option4`` (parquet layout) without the ``"N/A"`` padding."""
     if "candidates" in row:
         return list(require(row, "candidates", where))
-    cols = sorted((k for k in row if re.fullmatch(r"option\d+", k)), key=lambda k: int(k[6:]))
+    cols = _lvb_option_columns(row)
     if not cols:
         raise BenchmarkFormatError(f"{where}: no 'candidates' nor 'option0'… columns (fields present: {sorted(row)})")
     options = [row[k] for k in cols]
@@ -134,38 +155,40 @@ def convert_longvideobench(
     """
     prefix = video_prefix_or(video_prefix, "videos/")
     skips = skips if skips is not None else Skips()
-    records = []
-    for file in _lvb_files(src, skips):
-        for where, row in read_table(file):
-            rid = str(require(row, "id", where))
-            if row.get("correct_choice") is None:
-                raise BenchmarkFormatError(
-                    f"{where}: no 'correct_choice' (the test split has no answers; use lvb_val.json)"
-                )
-            options = _lvb_options(row, where)
-            choice = row["correct_choice"]
-            n = len(options)
-            if isinstance(choice, str) and choice.strip().isdigit():
-                choice = int(choice)
-            elif isinstance(choice, str) and re.fullmatch(r"[A-Za-z]", choice.strip()):
-                choice = LETTERS.index(choice.strip().upper())
-            if isinstance(choice, float) and choice.is_integer():
-                choice = int(choice)
-            if isinstance(choice, bool) or not isinstance(choice, int) or not 0 <= choice < n:
-                raise BenchmarkFormatError(f"{where}: correct_choice {choice!r} is not an index into {n} candidates")
-            meta = {
-                k: row.get(k) for k in ("duration_group", "question_category", "topic_category", "duration", "video_id")
-            }
-            records.append(
-                mc_record(
-                    "longvideobench",
-                    f"longvideobench/{rid}",
-                    f"{prefix}{require(row, 'video_path', where)}",
-                    str(require(row, "question", where)),
-                    options,
-                    LETTERS[choice],
-                    where,
-                    meta,
-                )
+
+    def build(where: str, row: dict) -> dict:
+        rid = str(require(row, "id", where))
+        if row.get("correct_choice") is None:
+            raise BenchmarkFormatError(
+                f"{where}: field 'correct_choice' is missing or null (the test split has no answers; use lvb_val.json)"
             )
-    return checked_records(records, video_root, skip_missing)
+        options = _lvb_options(row, where)
+        return mc_record(
+            "longvideobench",
+            f"longvideobench/{rid}",
+            f"{prefix}{require(row, 'video_path', where)}",
+            require(row, "question", where),
+            options,
+            LETTERS[_lvb_choice(row["correct_choice"], len(options), where)],
+            where,
+            source_meta(row, ("question", "candidates", "correct_choice", *_lvb_option_columns(row))),
+            options_field="candidates" if "candidates" in row else "option0…",
+        )
+
+    converted = []
+    for file in _lvb_files(src, skips):
+        converted += convert_rows(read_table(file), build, skips)
+    return finish(converted, skips, video_root, skip_missing)
+
+
+def _lvb_choice(choice: Any, n: int, where: str) -> int:
+    """``correct_choice`` as a 0-based index (an int, a digit string or a letter)."""
+    if isinstance(choice, str) and choice.strip().isdigit():
+        choice = int(choice)
+    elif isinstance(choice, str) and re.fullmatch(r"[A-Za-z]", choice.strip()):
+        choice = LETTERS.index(choice.strip().upper())
+    if isinstance(choice, float) and choice.is_integer():
+        choice = int(choice)
+    if isinstance(choice, bool) or not isinstance(choice, int) or not 0 <= choice < n:
+        raise BenchmarkFormatError(f"{where}: field 'correct_choice' {choice!r} is not an index into {n} candidates")
+    return choice

@@ -12,13 +12,16 @@ from typing import Any
 from lit_videor2.benchmarks.common import (
     LETTERS,
     BenchmarkFormatError,
-    checked_records,
+    Skips,
+    convert_rows,
     files_in,
+    finish,
     make_record,
     mc_record,
     parse_plain_number,
     read_table,
     require,
+    source_meta,
     video_prefix_or,
 )
 
@@ -43,6 +46,7 @@ def convert_vsibench(
     video_root: str | Path | None = None,
     video_prefix: str | None = None,
     skip_missing: bool = False,
+    skips: Skips | None = None,
 ) -> list[dict]:
     """VSI-Bench (``nyu-visionx/VSI-Bench`` ``test-00000-of-00001.parquet``, or the rows as JSON): ``id, dataset``
     (arkitscenes / scannet / scannetpp), ``scene_name, question_type, question, options`` (``["A. ...", ...]``
@@ -52,40 +56,41 @@ def convert_vsibench(
     thresholds). Video: ``<dataset>/<scene_name>.mp4`` (default prefix empty).
     """
     prefix = video_prefix_or(video_prefix, "")
-    records = []
+    skips = skips if skips is not None else Skips()
+
+    def build(where: str, row: dict) -> dict:
+        rid = str(require(row, "id", where))
+        video = f"{prefix}{require(row, 'dataset', where)}/{require(row, 'scene_name', where)}.mp4"
+        qtype = str(require(row, "question_type", where))
+        meta = source_meta(row, ("question", "options", "ground_truth"))
+        question = require(row, "question", where)
+        truth = require(row, "ground_truth", where, allow_empty=True)
+        if qtype in VSI_NUMERIC_TYPES or (qtype not in VSI_CHOICE_TYPES and not row.get("options")):
+            value = parse_plain_number(truth)
+            if value is None:
+                raise BenchmarkFormatError(
+                    f"{where}: field 'ground_truth' {truth!r} is not a number (numeric question type {qtype!r})"
+                )
+            if not str(question).strip():
+                raise BenchmarkFormatError(f"{where}: field 'question' is empty")
+            return make_record(
+                benchmark="vsibench",
+                record_id=f"vsibench/{rid}",
+                video=video,
+                question=str(question),
+                problem_type="regression",
+                answer=value,
+                meta=meta,
+            )
+        options = row.get("options")
+        if not options:
+            raise BenchmarkFormatError(f"{where}: field 'options' is empty (choice question type {qtype!r})")
+        return mc_record("vsibench", f"vsibench/{rid}", video, question, list(options), truth, where, meta)
+
+    converted = []
     for file in files_in(src, ["*.parquet", "*.json", "*.jsonl"]):
-        for where, row in read_table(file):
-            rid = str(require(row, "id", where))
-            video = f"{prefix}{require(row, 'dataset', where)}/{require(row, 'scene_name', where)}.mp4"
-            qtype = str(require(row, "question_type", where))
-            meta = {"question_type": qtype, "scene_name": row.get("scene_name"), "dataset": row.get("dataset")}
-            question = str(require(row, "question", where))
-            truth = require(row, "ground_truth", where)
-            if qtype in VSI_NUMERIC_TYPES or (qtype not in VSI_CHOICE_TYPES and not row.get("options")):
-                value = parse_plain_number(truth)
-                if value is None:
-                    raise BenchmarkFormatError(
-                        f"{where}: numeric question type {qtype!r} with non-numeric ground_truth {truth!r}"
-                    )
-                records.append(
-                    make_record(
-                        benchmark="vsibench",
-                        record_id=f"vsibench/{rid}",
-                        video=video,
-                        question=question,
-                        problem_type="regression",
-                        answer=value,
-                        meta=meta,
-                    )
-                )
-            else:
-                options = row.get("options")
-                if not options:
-                    raise BenchmarkFormatError(f"{where}: choice question type {qtype!r} without options")
-                records.append(
-                    mc_record("vsibench", f"vsibench/{rid}", video, question, list(options), truth, where, meta)
-                )
-    return checked_records(records, video_root, skip_missing)
+        converted += convert_rows(read_table(file), build, skips)
+    return finish(converted, skips, video_root, skip_missing)
 
 
 # --------------------------------------------------------------------------------------- VideoMathQA
@@ -97,6 +102,7 @@ def convert_videomathqa(
     video_root: str | Path | None = None,
     video_prefix: str | None = None,
     skip_missing: bool = False,
+    skips: Skips | None = None,
 ) -> list[dict]:
     """VideoMathQA (``MBZUAI/VideoMathQA``): ``videomathqa_mcq_test.parquet`` (5 options) or
     ``videomathqa_mbin_test.parquet`` (multi-binary: one row per pair of the answer and one distractor, several
@@ -112,7 +118,8 @@ def convert_videomathqa(
         files = files_in(src, ["videomathqa_mcq_test.*", "*mcq*.parquet", "*mcq*.json", "*mcq*.jsonl"])[:1]
     else:
         files = files_in(src, [])
-    records = []
+    skips = skips if skips is not None else Skips()
+    converted = []
     for file in files:
         rows = read_table(file)
         per_question: dict[str, int] = {}
@@ -120,23 +127,23 @@ def convert_videomathqa(
             qid = str(row.get("question_id"))
             per_question[qid] = per_question.get(qid, 0) + 1
         index: dict[str, int] = {}
-        for where, row in rows:
+
+        def build(where: str, row: dict, per_question: dict[str, int] = per_question, index: dict = index) -> dict:
             qid = str(require(row, "question_id", where))
             k = index[qid] = index.get(qid, -1) + 1
-            meta = {"category": row.get("category"), "length": row.get("length"), "question_id": qid}
-            records.append(
-                mc_record(
-                    "videomathqa",
-                    f"videomathqa/{qid}" + (f"-{k}" if per_question[qid] > 1 else ""),
-                    f"{prefix}{require(row, 'videoID', where)}.mp4",
-                    str(require(row, "question", where)),
-                    list(require(row, "options", where)),
-                    require(row, "answer", where, allow_empty=True),
-                    where,
-                    meta,
-                )
+            return mc_record(
+                "videomathqa",
+                f"videomathqa/{qid}" + (f"-{k}" if per_question[qid] > 1 else ""),
+                f"{prefix}{require(row, 'videoID', where)}.mp4",
+                require(row, "question", where),
+                list(require(row, "options", where)),
+                require(row, "answer", where, allow_empty=True),
+                where,
+                source_meta(row, ("question", "options", "answer")),
             )
-    return checked_records(records, video_root, skip_missing)
+
+        converted += convert_rows(rows, build, skips)
+    return finish(converted, skips, video_root, skip_missing)
 
 
 # ------------------------------------------------------------------------------------------- MINERVA
@@ -148,6 +155,7 @@ def convert_minerva(
     video_root: str | Path | None = None,
     video_prefix: str | None = None,
     skip_missing: bool = False,
+    skips: Skips | None = None,
 ) -> list[dict]:
     """MINERVA (``minerva.json`` from Google DeepMind's neptune release; also ``lmms-lab-eval/minerva``):
     ``key, video_id`` (a YouTube id), ``question, answer`` (free text), ``answer_choice_0``…``answer_choice_4``,
@@ -157,43 +165,49 @@ def convert_minerva(
     that choice when both are given.
     """
     prefix = video_prefix_or(video_prefix, "")
-    records = []
+    skips = skips if skips is not None else Skips()
+
+    def build(where: str, row: dict) -> dict:
+        key = str(require(row, "key", where))
+        cols = sorted((k for k in row if re.fullmatch(r"answer_choice_\d+", k)), key=lambda k: int(k[14:]))
+        if not cols:
+            raise BenchmarkFormatError(f"{where}: missing field 'answer_choice_0' (fields present: {sorted(row)})")
+        options = [require(row, k, where) for k in cols]
+        return mc_record(
+            "minerva",
+            f"minerva/{key}",
+            f"{prefix}{require(row, 'video_id', where)}.mp4",
+            require(row, "question", where),
+            options,
+            _minerva_truth(row, options, where),
+            where,
+            source_meta(row, ("question", "answer", *cols))
+            | {"question_type": row.get("question_type", row.get("question type"))},
+            options_field="answer_choice_0…",
+        )
+
+    converted = []
     for file in files_in(src, ["*.json", "*.jsonl", "*.parquet"]):
-        for where, row in read_table(file):
-            key = str(require(row, "key", where))
-            cols = sorted((k for k in row if re.fullmatch(r"answer_choice_\d+", k)), key=lambda k: int(k[14:]))
-            if not cols:
-                raise BenchmarkFormatError(f"{where}: no 'answer_choice_0'… fields (fields present: {sorted(row)})")
-            options = [require(row, k, where) for k in cols]
-            answer_id = row.get("answer_id")
-            if isinstance(answer_id, str) and answer_id.strip().isdigit():
-                answer_id = int(answer_id)
-            if answer_id is None:
-                truth: Any = require(row, "answer", where, allow_empty=True)
-            elif isinstance(answer_id, bool) or not isinstance(answer_id, int) or not 0 <= answer_id < len(options):
-                raise BenchmarkFormatError(
-                    f"{where}: answer_id {answer_id!r} is not an index into {len(options)} choices"
-                )
-            else:
-                truth = LETTERS[answer_id]
-                text = row.get("answer")
-                if isinstance(text, str) and text.strip() and text.strip() != str(options[answer_id]).strip():
-                    raise BenchmarkFormatError(
-                        f"{where}: answer {text!r} differs from answer_choice_{answer_id} {options[answer_id]!r}"
-                    )
-            qtype = row.get("question_type", row.get("question type"))
-            meta = {"question_type": qtype, "split": row.get("split"), "category": row.get("category")}
-            meta["video_id"] = row.get("video_id")
-            records.append(
-                mc_record(
-                    "minerva",
-                    f"minerva/{key}",
-                    f"{prefix}{require(row, 'video_id', where)}.mp4",
-                    str(require(row, "question", where)),
-                    options,
-                    truth,
-                    where,
-                    meta,
-                )
-            )
-    return checked_records(records, video_root, skip_missing)
+        converted += convert_rows(read_table(file), build, skips)
+    return finish(converted, skips, video_root, skip_missing)
+
+
+def _minerva_truth(row: dict[str, Any], options: list[Any], where: str) -> Any:
+    """The right letter from ``answer_id``, whose choice the free-text ``answer`` must agree with (else the text)."""
+    answer_id = row.get("answer_id")
+    if isinstance(answer_id, str) and answer_id.strip().isdigit():
+        answer_id = int(answer_id)
+    if isinstance(answer_id, float) and answer_id.is_integer():
+        answer_id = int(answer_id)
+    if answer_id is None:
+        return require(row, "answer", where, allow_empty=True)
+    if isinstance(answer_id, bool) or not isinstance(answer_id, int) or not 0 <= answer_id < len(options):
+        raise BenchmarkFormatError(
+            f"{where}: field 'answer_id' {answer_id!r} is not an index into {len(options)} choices"
+        )
+    text = row.get("answer")
+    if isinstance(text, str) and text.strip() and text.strip() != str(options[answer_id]).strip():
+        raise BenchmarkFormatError(
+            f"{where}: field 'answer' {text!r} differs from answer_choice_{answer_id} {options[answer_id]!r}"
+        )
+    return LETTERS[answer_id]

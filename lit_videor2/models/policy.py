@@ -4,8 +4,9 @@ A :class:`PolicySpec` says which checkpoint to load (local folder or hub id), in
 implementation, what to freeze and whether to add LoRA adapters (peft). :func:`load_policy` turns it into
 a model; :func:`shard_policy` applies FSDP2 (``fully_shard`` per decoder layer, then the root) on a device
 mesh, and :func:`gathered_for_generation` keeps a sharded policy's full weights for a whole generation call (one
-all-gather per unit, not one per decode step; ``docs/performance.md#generation-under-fsdp2``). Qwen2.5-VL is first-class; Qwen2-VL and Qwen3-VL load through the same path
-(``AutoModelForImageTextToText``) and share the module layout ``model.visual`` / ``model.language_model``.
+all-gather per unit, not one per decode step; ``docs/performance.md#generation-under-fsdp2``). Qwen2.5-VL is
+first-class; Qwen2-VL and Qwen3-VL load through the same path (``AutoModelForImageTextToText``) and share the
+module layout ``model.visual`` / ``model.language_model``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ class PolicySpec:
     gather_for_generation: bool = True
     """Under FSDP2: all-gather the full weights once per generation call (GRPO rollout, validation and ``test``
     batch) and keep them for the whole decode loop (fast; peak memory: every parameter unsharded in its compute
-    dtype, plus the KV cache). False: every decode step's forward all-gathers each decoder layer again, as in
-    training (one layer's weights at a time; tens of ms per token at 7B). No effect without FSDP2. See
+    dtype, plus the KV cache). False: every decode step's forward all-gathers every decoder layer and the root
+    (embeddings, LM head) again, as in training (one unit's weights at a time; tens of ms per token at 7B on
+    NVLink). No effect without FSDP2. See
     ``docs/performance.md#generation-under-fsdp2``."""
 
 
@@ -194,7 +196,8 @@ def fsdp_units(model: nn.Module) -> list[nn.Module]:
 
 def _reshard_settings(unit: nn.Module) -> tuple[bool | None, list[Any]]:
     """What decides whether ``unit`` reshards after a forward, to put back exactly: FSDP2 has a setter
-    (``set_reshard_after_forward``) but no getter, and sets the root's value to False at its lazy init."""
+    (``set_reshard_after_forward``) but no getter, and turns a root's off at its lazy init when ``fully_shard`` was
+    not given the argument."""
     state = unit._get_fsdp_state()
     return state._auto_reshard_after_forward, [g.post_forward_mesh_info for g in state._fsdp_param_groups]
 
@@ -223,10 +226,15 @@ def gathered_for_generation(model: nn.Module, enabled: bool = True) -> Iterator[
 
     Memory: between entry and exit a rank holds every parameter unsharded in its compute dtype (FSDP2's
     ``param_dtype``, else the stored dtype) on top of its shards, plus the KV cache of the decode.
-    Needs the root's lazy initialisation done (one forward through the root first, as
-    :meth:`~lit_videor2.modules.base.PolicyModule.init_fsdp_roots` does).
+
+    FSDP2 picks its root at the first forward, and generation calls the vision tower before the root: the
+    model, when sharded itself, is made the root here if no forward has run yet (what
+    :meth:`~lit_videor2.modules.base.PolicyModule.init_fsdp_roots` does with a forward, needed with ``enabled``
+    False).
     """
     units = fsdp_units(model) if enabled else []
+    if units and units[0] is model:  # ``model`` is the root (not a part of a larger sharded model)
+        model._get_fsdp_state()._lazy_init()  # no-op once the root is known
     saved = [_reshard_settings(u) for u in units]
     for unit in units:
         unit.set_reshard_after_forward(False, recurse=False)

@@ -13,19 +13,28 @@ batch (:func:`generate_completions`), at two completion lengths and with ``gathe
   identical either way;
 * afterwards the model is sharded again and a training forward all-gathers exactly as before; after a GRPO-style
   update the full parameters agree across ranks and between the two settings.
+
+And end to end: ``lit_videor2 test`` on 2 FSDP2 ranks all-gathers each unit once per test batch, and its
+predictions equal those of a 1-process run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.distributed as dist
+
+REPO = Path(__file__).resolve().parents[1]
 
 WORLD, G, SHORT, LONG = 2, 2, 3, 9
 #: ``torch.distributed`` entry points an all-gather can go through (FSDP2 in torch 2.14 calls ``all_gather_single``).
@@ -242,3 +251,60 @@ def test_gathered_for_generation_is_a_no_op_without_fsdp(tiny_model_dir):
         pass
     assert c.calls == 0
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+class GatherCounter(L.Callback):
+    """Counts the all-gathers of every test batch in this process; writes ``gathers_rank<r>.json`` to ``out``."""
+
+    def __init__(self, out: str) -> None:
+        self.out, self.counts, self.stack = Path(out), [], ExitStack()
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self.count = self.stack.enter_context(count_all_gathers())
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.stack.close()
+        self.counts.append(self.count.calls)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        from lit_videor2.models.policy import fsdp_units
+
+        facts = {"counts": self.counts, "units": len(fsdp_units(pl_module.model)), "world": trainer.world_size}
+        (self.out / f"gathers_rank{trainer.global_rank}.json").write_text(json.dumps(facts))
+
+
+def _eval_run(tmp: Path, synth_dir: Path, model_dir: Path, *, fsdp: bool) -> list[dict]:
+    """``lit_videor2 test`` as a user launches it (2 FSDP2 ranks, or 1 process) -> predictions rows."""
+    from lit_videor2.evaluation.predictions import read_predictions
+    from tests.test_evaluation import eval_config
+
+    tmp.mkdir()
+    cfg = eval_config(tmp, synth_dir, model_dir, batch_size=1, devices=2 if fsdp else 1)
+    args = [sys.executable, "-m", "lit_videor2", "test", "--config", str(cfg)]
+    if fsdp:
+        args += ["--config", str(REPO / "configs" / "trainer" / "cpu_fsdp.yaml"), "--trainer.logger", "false"]
+        counter = {"class_path": "tests.test_generation_gather.GatherCounter", "init_args": {"out": str(tmp)}}
+        args += ["--trainer.callbacks", json.dumps([counter])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env.pop("LOCAL_RANK", None)
+    proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, f"rc {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return read_predictions(tmp / "eval" / "predictions.jsonl")
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_fsdp2_test_gathers_once_per_batch_and_matches_one_process(tmp_path, synth_dir, tiny_model_dir):
+    sharded = _eval_run(tmp_path / "fsdp", synth_dir, tiny_model_dir, fsdp=True)
+    ranks = [json.loads((tmp_path / "fsdp" / f"gathers_rank{r}.json").read_text()) for r in range(WORLD)]
+    for r in ranks:
+        assert r["world"] == WORLD and r["units"] >= 4, r  # really 2 processes, really sharded
+        # Once per batch: one all-gather per FSDP2 unit, whatever the completion lengths (8 new tokens at most).
+        assert r["counts"] and all(c == r["units"] for c in r["counts"]), r
+    assert ranks[0]["counts"] == ranks[1]["counts"]
+    single = _eval_run(tmp_path / "one", synth_dir, tiny_model_dir, fsdp=False)
+    key = lambda row: (row["benchmark"], row["id"])  # noqa: E731
+    assert len(sharded) == len(single) == 8
+    assert {key(r): (r["completion"], r["num_tokens"]) for r in sharded} == {
+        key(r): (r["completion"], r["num_tokens"]) for r in single
+    }

@@ -360,7 +360,9 @@ def has_letter_prefixes(options: Sequence[str]) -> bool:
 def lettered_options(options: Sequence[Any], where: str, field: str = "options") -> list[str]:
     """Options as ``["A. x", "B. y", ...]``, whether or not the source already carries the letters.
 
-    No options, or an empty one, is an error naming ``field`` (the source's name for the options)."""
+    No options, or options that are not a list, is an error naming ``field`` (the source's name for them)."""
+    if not isinstance(options, (list, tuple)):
+        raise BenchmarkFormatError(f"{where}: field {field!r} must be a list of options, got {type(options).__name__}")
     opts = [str(o).strip() if o is not None else "" for o in options]
     if not opts:
         raise BenchmarkFormatError(f"{where}: field {field!r} is empty (a multiple-choice question needs options)")

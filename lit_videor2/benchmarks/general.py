@@ -17,6 +17,7 @@ from lit_videor2.benchmarks.common import (
     files_in,
     finish,
     mc_record,
+    parse_plain_number,
     read_json,
     read_table,
     require,
@@ -181,6 +182,9 @@ def _mvbench_video(
     meta: dict[str, Any] = {"task": task, "data_type": data_type, "revision": revision}
     video = str(require(row, "video", where))
     if cut and not names_cut_clip(task, row) and row.get("start") is not None and row.get("end") is not None:
+        for key in ("start", "end"):
+            if parse_plain_number(row[key]) is None:
+                raise BenchmarkFormatError(f"{where}: field {key!r} {row[key]!r} is not a number of seconds")
         found = None
         if video_root is not None:
             found = _find_segment(Path(video_root) / f"{prefix}{folder}", video, row["start"], row["end"])
@@ -222,7 +226,7 @@ def convert_mvbench(
             f"mvbench/{task}/{index}",
             video,
             require(row, "question", where),
-            list(require(row, "candidates", where)),
+            require(row, "candidates", where),
             require(row, "answer", where, allow_empty=True),
             where,
             source_meta(row, used) | meta,
@@ -260,7 +264,7 @@ def convert_videomme(
             f"videomme/{require(row, 'question_id', where)}",
             f"{prefix}{require(row, 'videoID', where)}.mp4",
             require(row, "question", where),
-            list(require(row, "options", where)),
+            require(row, "options", where),
             require(row, "answer", where, allow_empty=True),
             where,
             source_meta(row, ("question", "options", "answer")),

@@ -122,7 +122,7 @@ def convert_videommmu(
         answer = require(row, "answer", where, allow_empty=True)
         if qtype in ("multiple-choice", "perception"):
             options = row.get("options") or []
-            return mc_record("videommmu", f"videommmu/{rid}", video, question, list(options), answer, where, meta)
+            return mc_record("videommmu", f"videommmu/{rid}", video, question, options, answer, where, meta)
         if qtype in ("open", "open-ended"):
             return open_record("videommmu", f"videommmu/{rid}", video, question, answer, where, meta)
         raise BenchmarkFormatError(

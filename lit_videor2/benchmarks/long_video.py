@@ -79,7 +79,7 @@ def convert_mlvu(
                 f"mlvu/{task}/{index}",
                 f"{prefix}{task}/{require(row, 'video', where)}",
                 require(row, "question", where),
-                list(require(row, "candidates", where)),
+                require(row, "candidates", where),
                 require(row, "answer", where, allow_empty=True),
                 where,
                 source_meta(row, ("question", "candidates", "answer")) | {"task": task},
@@ -125,7 +125,7 @@ def _lvb_option_columns(row: dict[str, Any]) -> list[str]:
 def _lvb_options(row: dict[str, Any], where: str) -> list[Any]:
     """``candidates`` (JSON layout), or ``option0``…``option4`` (parquet layout) without the ``"N/A"`` padding."""
     if "candidates" in row:
-        return list(require(row, "candidates", where))
+        return require(row, "candidates", where)
     cols = _lvb_option_columns(row)
     if not cols:
         raise BenchmarkFormatError(f"{where}: no 'candidates' nor 'option0'… columns (fields present: {sorted(row)})")

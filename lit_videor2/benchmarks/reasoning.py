@@ -85,7 +85,7 @@ def convert_vsibench(
         options = row.get("options")
         if not options:
             raise BenchmarkFormatError(f"{where}: field 'options' is empty (choice question type {qtype!r})")
-        return mc_record("vsibench", f"vsibench/{rid}", video, question, list(options), truth, where, meta)
+        return mc_record("vsibench", f"vsibench/{rid}", video, question, options, truth, where, meta)
 
     converted = []
     for file in files_in(src, ["*.parquet", "*.json", "*.jsonl"]):
@@ -136,7 +136,7 @@ def convert_videomathqa(
                 f"videomathqa/{qid}" + (f"-{k}" if per_question[qid] > 1 else ""),
                 f"{prefix}{require(row, 'videoID', where)}.mp4",
                 require(row, "question", where),
-                list(require(row, "options", where)),
+                require(row, "options", where),
                 require(row, "answer", where, allow_empty=True),
                 where,
                 source_meta(row, ("question", "options", "answer")),

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
@@ -59,7 +60,8 @@ class VideoR2CLI(LightningCLI):
 
     The saved ``config.yaml`` of a run is overwritten when a run is repeated in the same folder, so a second
     ``fit`` does not fail on it. A logger given without ``save_dir`` writes under ``trainer.default_root_dir``
-    (so ``--trainer.default_root_dir`` moves the logs too), and the rich progress bar is
+    (so ``--trainer.default_root_dir`` moves the logs too), a ``ModelCheckpoint`` without ``dirpath`` writes to
+    ``<default_root_dir>/checkpoints``, and the rich progress bar is
     :class:`~lit_videor2.console.StepProgressBar`.
     """
 
@@ -84,6 +86,7 @@ class VideoR2CLI(LightningCLI):
         trainer = (cfg.get(subcommand) if subcommand else cfg).get("trainer")
         if trainer is not None:
             default_logger_save_dir(trainer)
+            default_checkpoint_dirpath(trainer)
         try:
             parser.validate(cfg)
         except (TypeError, KeyError) as exc:
@@ -131,6 +134,22 @@ def default_logger_save_dir(trainer: Any) -> None:
         init_args = logger.get("init_args") if hasattr(logger, "get") else None
         if init_args is not None and "save_dir" in init_args and init_args.get("save_dir") is None:
             init_args["save_dir"] = trainer.get("default_root_dir") or "."
+
+
+def default_checkpoint_dirpath(trainer: Any) -> None:
+    """Give every ``ModelCheckpoint`` of a parsed ``trainer`` config without ``dirpath`` the run's checkpoint folder.
+
+    The folder is ``<trainer.default_root_dir>/checkpoints`` (``./checkpoints`` when unset), so checkpoints follow
+    the run folder as the logs do (:func:`default_logger_save_dir`): two runs with different roots never write into
+    one folder, and ``--trainer.default_root_dir`` moves both. Lightning's own default would put them under the
+    logger's ``version_N`` folder, which changes from run to run.
+    """
+    callbacks = trainer.get("callbacks")
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        class_path = callback.get("class_path", "") if hasattr(callback, "get") else ""
+        init_args = callback.get("init_args") if hasattr(callback, "get") else None
+        if class_path.endswith("ModelCheckpoint") and init_args is not None and init_args.get("dirpath") is None:
+            init_args["dirpath"] = str(Path(trainer.get("default_root_dir") or ".") / "checkpoints")
 
 
 def _resolve(target: str) -> Callable[[list[str]], Any]:

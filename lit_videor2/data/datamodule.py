@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import VideoDataset
 from lit_videor2.data.frames import FrameLoader, Overlay
 from lit_videor2.data.records import REASONING_INSTRUCTION
-from lit_videor2.data.sampler import ResumableSampler
+from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, loader_batches
 from lit_videor2.data.sampling import FrameSampling
 from lit_videor2.data.schema import OnError, RecordError, load_records
 from lit_videor2.models.hub import load_processor
@@ -132,7 +131,7 @@ class VideoDataModule(L.LightningDataModule):
         """Test benchmark (or ``"test"``) -> reasons of the records skipped while reading its file."""
         self._train_sampler: ResumableSampler | None = None
         self._resume: dict[str, int] | None = None
-        self._seen = {"epoch": 0, "batches": 0}
+        self._seen = {"epoch": 0, "start": 0, "batches": 0}  # data position: see state_dict
 
     # -- building blocks -------------------------------------------------------------------------------
 
@@ -275,14 +274,15 @@ class VideoDataModule(L.LightningDataModule):
             drop_last=self.drop_last,
         )
         if self._resume is not None:
-            epoch, batches = self._resume["epoch"], self._resume["batches"]
-            per_epoch = len(sampler) // self.batch_size if self.drop_last else math.ceil(len(sampler) / self.batch_size)
-            if batches >= per_epoch:  # the checkpoint closed its epoch: the run goes on with the next one
-                epoch, batches = epoch + 1, 0
+            epoch, start = self._resume["epoch"], self._resume["samples"]
             # Set the epoch now: worker processes prefetch indices when Lightning creates the resumed iterator,
             # which it does before its own ``set_epoch`` (and it reuses that iterator for the resumed epoch).
             sampler.set_epoch(epoch)
-            sampler.resume(epoch, batches * self.batch_size)
+            sampler.resume(epoch, start)
+            if loader_batches(len(sampler.remaining()) // world, self.batch_size, self.drop_last) == 0:
+                epoch, start = epoch + 1, 0  # the checkpoint closed its epoch: the run goes on with the next one
+                sampler.set_epoch(epoch)
+            self._seen = {"epoch": epoch, "start": start, "batches": 0}
             self._resume = None
         self._train_sampler = sampler
         return self._loader("train", self.mode, self.batch_size, sampler)
@@ -329,14 +329,49 @@ class VideoDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.training:
             if self._seen["epoch"] != trainer.current_epoch:
-                self._seen = {"epoch": trainer.current_epoch, "batches": 0}
+                self._seen = {"epoch": trainer.current_epoch, "start": 0, "batches": 0}
             self._seen["batches"] += 1
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        """Data position: the epoch and the number of training batches this rank consumed in it."""
-        return {"epoch": self._seen["epoch"], "batches": self._seen["batches"]}
+        """Data position: the epoch, and ``samples``, the positions of its order the ranks consumed together.
+
+        Every rank takes ``batch_size`` positions per batch, dealt round-robin, so after ``b`` batches since the
+        epoch (or its resume) started at ``start``, the first ``start + b * batch_size * ranks`` positions are
+        consumed on every rank alike: a number that means the same at any world size (``data/sampler.py``).
+        """
+        world, _ = self._world()
+        seen = self._seen
+        samples = seen["start"] + seen["batches"] * self.batch_size * world
+        return {"epoch": seen["epoch"], "samples": samples, "world_size": world}
+
+    def _saved_samples(self, state_dict: dict[str, Any]) -> int:
+        if "samples" in state_dict:
+            return int(state_dict["samples"])
+        # Checkpoints before the position was counted in samples held this rank's batches (same world size assumed).
+        return int(state_dict["batches"]) * self.batch_size * self._world()[0]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._seen = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
-        self._resume = dict(self._seen)
+        epoch, samples = int(state_dict["epoch"]), self._saved_samples(state_dict)
+        self._seen = {"epoch": epoch, "start": samples, "batches": 0}
+        self._resume = {"epoch": epoch, "samples": samples}
+
+    def rebase_batch_progress(self, checkpoint: dict[str, Any]) -> None:
+        """Set the checkpoint's in-epoch batch counters (Lightning's fit loop) to this world size's equivalent.
+
+        Lightning counts batches of the epoch and ends it when the count reaches the epoch's batch count at this
+        world size. Resumed on another number of ranks, the batches already taken are those that leave exactly the
+        unseen samples (:func:`~lit_videor2.data.sampler.batches_done_equivalent`); unchanged on the same world size.
+        Called by the module's ``on_load_checkpoint``, before Lightning restores its loops.
+        """
+        state = checkpoint.get(type(self).__qualname__)
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+        if state is None or progress is None or "train" not in self.datasets:
+            return
+        world, _ = self._world()
+        n = len(self.datasets["train"])
+        done = batches_done_equivalent(n, self._saved_samples(state), world, self.batch_size, self.drop_last)
+        shift = done - int(progress["current"]["ready"])
+        if shift:
+            log.info("resume on %d ranks: the epoch's batch counter moves from %d to %d", world, done - shift, done)
+            progress["current"] = {k: int(v) + shift for k, v in progress["current"].items()}

@@ -22,6 +22,7 @@ from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
+from lit_videor2.modules.resume import install_resume_loader
 from lit_videor2.rollout.decoding import stop_token_ids
 from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
@@ -136,6 +137,9 @@ class PolicyModule(L.LightningModule):
                 )
         self._fsdp_roots_ready = True
 
+    def setup(self, stage: str) -> None:
+        install_resume_loader(self.trainer.strategy)  # checkpoints of any world size (modules/resume.py)
+
     def on_fit_start(self) -> None:
         self._check_data_processor()
         self.init_fsdp_roots()
@@ -247,6 +251,9 @@ class PolicyModule(L.LightningModule):
         # Restored at the first training batch, after the data loaders have drawn their worker seeds, so the
         # RNG stream continues exactly where the interrupted run left it.
         self._pending_rng = checkpoint.get("rng_states")
+        rebase = getattr(getattr(self.trainer, "datamodule", None), "rebase_batch_progress", None)
+        if rebase is not None:  # the epoch's batch count at this run's world size (the data position is in samples)
+            rebase(checkpoint)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._pending_rng is not None:

@@ -1,0 +1,67 @@
+"""Lightning glue that lets a run resume any checkpoint the project writes, on any number of ranks.
+
+The work is in :mod:`lit_videor2.models.resharding` (reading, checking and resharding model and optimizer states)
+and in the data module (the data position in samples, :meth:`VideoDataModule.rebase_batch_progress`). Lightning
+offers no plugin point for *reading* checkpoints under ``ModelParallelStrategy`` (it bypasses ``CheckpointIO``), so
+:func:`install_resume_loader` replaces two methods of the run's strategy *instance* (its class is untouched):
+
+* ``load_checkpoint``: checks the files and the model layout, then ModelParallelStrategy (FSDP2) loads the model and
+  optimizer states itself (:func:`~lit_videor2.models.resharding.load_sharded`, DCP resharding); any other strategy
+  gets the checkpoint as one full dict (:func:`~lit_videor2.models.resharding.read_full_checkpoint`; a distributed
+  folder is consolidated) and loads it as Lightning does.
+* ``load_optimizer_state_dict`` (strategies without sharding): checks the optimizer's parameter groups first, so a
+  layout mismatch is one clear line instead of torch's size error.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.strategies import ModelParallelStrategy, Strategy
+
+from lit_videor2.models.resharding import (
+    LAYOUT_HINT,
+    CheckpointError,
+    check_checkpoint_files,
+    check_model_layout,
+    load_sharded,
+    optimizer_layout_mismatch,
+    optimizer_param_names,
+    read_full_checkpoint,
+)
+
+_FLAG = "_lit_videor2_resume_loader"
+
+
+def _load_checkpoint(strategy: Strategy, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
+    path = Path(strategy.broadcast(str(checkpoint_path)))  # every rank reads what rank 0 was given
+    check_checkpoint_files(path)
+    strategy.__dict__[_FLAG] = path
+    module = strategy.lightning_module
+    if isinstance(strategy, ModelParallelStrategy):
+        return load_sharded(path, strategy.model, list(strategy.optimizers), weights_only=weights_only)
+    checkpoint = read_full_checkpoint(path, weights_only=weights_only)
+    check_model_layout(path, module, checkpoint, checkpoint)
+    return checkpoint
+
+
+def _load_optimizer_state_dict(strategy: Strategy, checkpoint: dict[str, Any]) -> None:
+    path = strategy.__dict__.get(_FLAG)
+    for optimizer, saved in zip(strategy.optimizers, checkpoint.get("optimizer_states", [])):
+        names = optimizer_param_names(strategy.lightning_module, optimizer)
+        problem = optimizer_layout_mismatch([g["params"] for g in saved["param_groups"]], names)
+        if problem:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {problem}; {LAYOUT_HINT}")
+    type(strategy).load_optimizer_state_dict(strategy, checkpoint)
+
+
+def install_resume_loader(strategy: Strategy) -> None:
+    """Make ``strategy`` load any project checkpoint (file or distributed folder) at any world size. Idempotent."""
+    if _FLAG in strategy.__dict__:
+        return
+    strategy.__dict__[_FLAG] = None
+    strategy.load_checkpoint = types.MethodType(_load_checkpoint, strategy)
+    if not isinstance(strategy, ModelParallelStrategy):
+        strategy.load_optimizer_state_dict = types.MethodType(_load_optimizer_state_dict, strategy)

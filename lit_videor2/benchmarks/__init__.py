@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_videor2.benchmarks.adapters import ADAPTERS
-from lit_videor2.benchmarks.common import BenchmarkFormatError, Skips
+from lit_videor2.benchmarks.common import BenchmarkFormatError
 from lit_videor2.benchmarks.general import MVBENCH_TASKS, convert_mvbench, convert_tempcompass, convert_videomme
 from lit_videor2.benchmarks.knowledge import convert_mmvu, convert_scivideobench, convert_videommmu
 from lit_videor2.benchmarks.long_video import convert_longvideobench, convert_mlvu
@@ -33,6 +33,7 @@ from lit_videor2.benchmarks.reasoning import (
     convert_videomathqa,
     convert_vsibench,
 )
+from lit_videor2.benchmarks.rows import Skips
 from lit_videor2.data.schema import load_records
 
 log = logging.getLogger(__name__)

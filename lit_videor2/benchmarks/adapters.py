@@ -2,7 +2,7 @@
 
 The converters live by benchmark family: :mod:`.general` (MVBench, Video-MME, TempCompass), :mod:`.long_video`
 (MLVU, LongVideoBench), :mod:`.knowledge` (Video-MMMU, MMVU, SciVideoBench), :mod:`.reasoning` (VSI-Bench,
-VideoMathQA, MINERVA); the shared parsing is :mod:`.common`.
+VideoMathQA, MINERVA); the shared parsing is :mod:`.common`, the per-row rules (skips, metadata, ids) :mod:`.rows`.
 
 Every converter has the signature ``convert_<name>(src, *, video_root=None, video_prefix=None,
 skip_missing=False, skips=None) -> list[dict]`` (MVBench adds ``revision``, Video-MMMU ``track``):
@@ -12,14 +12,14 @@ skip_missing=False, skips=None) -> list[dict]`` (MVBench adds ``revision``, Vide
   which follows the official download's folder structure), so paths are relative to your video root;
 - ``video_root``: when given, every video is checked to exist under it (missing -> error naming the
   record, or dropped with ``skip_missing``);
-- ``skips`` (:class:`~lit_videor2.benchmarks.common.Skips`): collects the rows that cannot be used (dropped,
+- ``skips`` (:class:`~lit_videor2.benchmarks.rows.Skips`): collects the rows that cannot be used (dropped,
   counted and listed; ``Skips(strict=True)``: an error naming the file, the row and the field), the files left
   out and why, the ids told apart with ``#2`` and the choices inferred.
 
-Every converter turns each row with :func:`~lit_videor2.benchmarks.common.convert_rows` (a row's
+Every converter turns each row with :func:`~lit_videor2.benchmarks.rows.convert_rows` (a row's
 ``BenchmarkFormatError`` is that row's skip, never the file's), keeps the fields it does not use as metadata
-(:func:`~lit_videor2.benchmarks.common.source_meta`) and ends with
-:func:`~lit_videor2.benchmarks.common.finish` (unique ids, video check).
+(:func:`~lit_videor2.benchmarks.rows.source_meta`) and ends with
+:func:`~lit_videor2.benchmarks.rows.finish` (unique ids, video check).
 
 Layouts were written from the benchmarks' dataset cards and official evaluation code; docs/benchmarks.md
 says which were compared with real annotation files.

@@ -12,19 +12,16 @@ from typing import Any
 
 from lit_videor2.benchmarks.common import (
     BenchmarkFormatError,
-    Skips,
-    convert_rows,
     files_in,
-    finish,
     mc_record,
     parse_plain_number,
     read_json,
     read_table,
     require,
-    source_meta,
     split_question_options,
     video_prefix_or,
 )
+from lit_videor2.benchmarks.rows import Skips, convert_rows, finish, source_meta
 
 # ------------------------------------------------------------------------------------------ MVBench
 

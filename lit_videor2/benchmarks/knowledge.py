@@ -12,19 +12,16 @@ from typing import Any
 from lit_videor2.benchmarks.common import (
     LETTERS,
     BenchmarkFormatError,
-    Skips,
-    convert_rows,
     files_in,
-    finish,
     make_record,
     mc_record,
     open_problem_type,
     read_json,
     read_table,
     require,
-    source_meta,
     video_prefix_or,
 )
+from lit_videor2.benchmarks.rows import Skips, convert_rows, finish, source_meta
 
 # ---------------------------------------------------------------------------------------- Video-MMMU
 

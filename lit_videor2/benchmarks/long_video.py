@@ -12,16 +12,13 @@ from typing import Any
 from lit_videor2.benchmarks.common import (
     LETTERS,
     BenchmarkFormatError,
-    Skips,
-    convert_rows,
     files_in,
-    finish,
     mc_record,
     read_table,
     require,
-    source_meta,
     video_prefix_or,
 )
+from lit_videor2.benchmarks.rows import Skips, convert_rows, finish, source_meta
 
 # --------------------------------------------------------------------------------------------- MLVU
 

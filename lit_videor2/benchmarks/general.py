@@ -134,7 +134,7 @@ def mvbench_revision(
 ) -> str:
     """The revision the rows come from: rows naming pre-cut clips (:func:`names_cut_clip`) say ``video``, and then
     ``revision="main"`` is an error naming the row. Without ``revision``: the rows' word, else a ``video_root``
-    holding ``star/Charades_segment`` (``video``) , else ``main``; the choice and its reason go to ``skips`` as a
+    holding ``star/Charades_segment`` (``video``), else ``main``; the choice and its reason go to ``skips`` as a
     note (printed on stderr)."""
     if revision is not None and revision not in MVBENCH_REVISIONS:
         raise BenchmarkFormatError(f"MVBench revision {revision!r}: expected one of {list(MVBENCH_REVISIONS)}")

@@ -56,7 +56,7 @@ def make_prompt(processor, frames: torch.Tensor, fps: float) -> PromptBatch:
     """One video prompt through the project's collator (chat template, processor, 3-D positions inputs)."""
     n = frames.shape[0]
     record = VideoRecord(id="bench", video="bench.mp4", question=QUESTION, answer="A")
-    sample = VideoSample(record, Frames(frames, list(range(n)), fps, n, "bench"))
+    sample = VideoSample(record, Frames(frames, [i / fps for i in range(n)], n / fps, "bench"))
     return PromptBatch.from_collated(VideoCollator(processor, "prompt")([sample]))
 
 

@@ -160,7 +160,7 @@ def ask(
     max_new_tokens: int = 512,
     device: str = "auto",
     dtype: str = "auto",
-    backend: str = "decord",
+    backend: str = "pyav",
 ) -> AskResult:
     """Answer ``question`` about ``video`` with the model in folder ``model``.
 
@@ -228,7 +228,7 @@ def build_parser(prog: str = "lit_videor2 ask") -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512, help="generation budget (greedy)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--backend", default="decord", choices=["decord", "pyav", "torchcodec"], help="video decoder")
+    p.add_argument("--backend", default="pyav", choices=["pyav", "torchcodec", "decord"], help="video decoder")
     return p
 
 

@@ -22,8 +22,9 @@ BACKENDS = [
 ]
 
 
-def every_5th(total: int, fps: float) -> list[int]:
-    return list(range(0, total, 5))
+def every_5th(timeline) -> list[float]:
+    """Times function: the start of every 5th shown frame."""
+    return timeline.times[::5].tolist()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -32,10 +33,11 @@ def test_backend_frames_show_scene_at_their_times(backend, synth_dir, synth_reco
         dec = decode_video(synth_dir / rec["video"], every_5th, backend=backend, fallback=None)
         scene = rec["scene"]
         assert dec.backend == backend
-        assert dec.native_fps == pytest.approx(scene["fps"])
-        assert dec.total_frames == scene["duration"] * scene["fps"]
+        assert dec.average_fps == pytest.approx(scene["fps"])
+        assert dec.num_frames == scene["duration"] * scene["fps"]
         assert dec.duration == pytest.approx(scene["duration"])
-        assert dec.indices == list(range(0, dec.total_frames, 5))
+        assert dec.indices == list(range(0, dec.num_frames, 5))
+        assert dec.times == pytest.approx([i / scene["fps"] for i in dec.indices])
         assert dec.frames.dtype == np.uint8 and dec.frames.shape == (len(dec.indices), 64, 64, 3)
         for frame, t in zip(dec.frames, dec.times):
             assert_frame_shows(frame, rec, t, where=f"{backend} {rec['id']}")
@@ -58,29 +60,29 @@ def test_decord_and_pyav_agree(synth_dir, synth_records):  # noqa: F811
     path = synth_dir / synth_records[1]["video"]
     a = decode_video(path, every_5th, backend="decord", fallback=None)
     b = decode_video(path, every_5th, backend="pyav", fallback=None)
-    assert a.indices == b.indices and a.total_frames == b.total_frames
+    assert a.indices == b.indices and a.num_frames == b.num_frames and a.times == pytest.approx(b.times)
     assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 2.0
 
 
-def test_fallback_to_pyav_when_decord_fails(synth_dir, synth_records, monkeypatch):  # noqa: F811
-    def broken(path, index_fn):
-        raise RuntimeError("decord exploded")
+def test_fallback_when_the_backend_fails(synth_dir, synth_records, monkeypatch):  # noqa: F811
+    def broken(path, times_fn):
+        raise RuntimeError("pyav exploded")
 
-    monkeypatch.setitem(decoding.BACKENDS, "decord", broken)
+    monkeypatch.setitem(decoding.BACKENDS, "pyav", broken)
     rec = synth_records[0]
-    dec = decode_video(synth_dir / rec["video"], every_5th)  # backend='decord', fallback='pyav' by default
-    assert dec.backend == "pyav"
+    dec = decode_video(synth_dir / rec["video"], every_5th, fallback="decord")
+    assert dec.backend == "decord"
     assert_frame_shows(dec.frames[3], rec, dec.times[3])
-    with pytest.raises(VideoDecodeError, match=r"decord: RuntimeError: decord exploded"):
-        decode_video(synth_dir / rec["video"], every_5th, fallback=None)
+    with pytest.raises(VideoDecodeError, match=r"pyav: RuntimeError: pyav exploded"):
+        decode_video(synth_dir / rec["video"], every_5th)  # the default has no fallback
 
 
-def test_fallback_when_decord_not_installed(synth_dir, synth_records, monkeypatch):  # noqa: F811
-    def missing(path, index_fn):
-        raise ImportError("No module named 'decord'")
+def test_fallback_when_the_backend_is_not_installed(synth_dir, synth_records, monkeypatch):  # noqa: F811
+    def missing(path, times_fn):
+        raise ImportError("No module named 'torchcodec'")
 
-    monkeypatch.setitem(decoding.BACKENDS, "decord", missing)
-    assert decode_video(synth_dir / synth_records[0]["video"], every_5th).backend == "pyav"
+    monkeypatch.setitem(decoding.BACKENDS, "torchcodec", missing)
+    assert decode_video(synth_dir / synth_records[0]["video"], every_5th, "torchcodec", "pyav").backend == "pyav"
 
 
 def test_missing_video(tmp_path):
@@ -98,13 +100,18 @@ def test_corrupt_video_names_file_and_every_backend_tried(tmp_path):
     p = tmp_path / "corrupt.mp4"
     p.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with pytest.raises(VideoDecodeError, match=rf"{p}: could not decode video") as e:
-        decode_video(p, every_5th)
+        decode_video(p, every_5th, fallback="decord")
     assert "decord:" in str(e.value) and "pyav:" in str(e.value)
 
 
-def test_out_of_range_indices_rejected(synth_dir, synth_records):  # noqa: F811
-    with pytest.raises(VideoDecodeError, match="out of range"):
-        decode_video(synth_dir / synth_records[0]["video"], lambda n, f: [0, n], fallback=None)
+def test_no_target_times_rejected(synth_dir, synth_records):  # noqa: F811
+    with pytest.raises(VideoDecodeError, match="no frames selected"):
+        decode_video(synth_dir / synth_records[0]["video"], lambda timeline: [], fallback=None)
+
+
+def test_times_past_the_end_take_the_last_frame(synth_dir, synth_records):  # noqa: F811
+    dec = decode_video(synth_dir / synth_records[0]["video"], lambda tl: [-1.0, tl.duration + 5], fallback=None)
+    assert dec.indices == [0, dec.num_frames - 1]
 
 
 def test_unknown_backend():

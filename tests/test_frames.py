@@ -34,10 +34,10 @@ def test_frame_loader_samples_resizes_and_keeps_content(synth_dir, synth_records
     rec = synth_records[2]
     out = FrameLoader(SMALL)(synth_dir / rec["video"])
     total = rec["scene"]["duration"] * rec["scene"]["fps"]
-    n = len(out.indices)
+    n = len(out.times)
     assert out.frames.shape == (n, 3, 56, 56) and n % 2 == 0 and n <= 8
-    assert out.indices == [i * total // n for i in range(n)]
-    assert out.times == pytest.approx([i / 10 for i in out.indices])
+    assert out.times == pytest.approx([(i * total // n) / 10 for i in range(n)])  # frame floor(i·total/n) at 10 fps
+    assert out.duration == pytest.approx(rec["scene"]["duration"]) and out.backend == "pyav"
     for frame, t in zip(out.frames, out.times):
         assert_frame_shows(frame.permute(1, 2, 0).numpy(), rec, t)
 
@@ -56,7 +56,7 @@ def test_cache_second_read_hits_the_file_with_same_tensors(synth_dir, synth_reco
     loader = FrameLoader(SMALL, cache_dir=tmp_path / "cache")
     first = loader(video)
     files = list((tmp_path / "cache").glob("*.pt"))
-    assert len(files) == 1 and first.backend == "decord"
+    assert len(files) == 1 and first.backend == "pyav"
 
     import lit_videor2.data.frames as frames_mod
 
@@ -67,8 +67,7 @@ def test_cache_second_read_hits_the_file_with_same_tensors(synth_dir, synth_reco
     second = loader(video)
     assert second.backend == "cache"
     assert torch.equal(second.frames, first.frames)
-    assert second.indices == first.indices and second.native_fps == first.native_fps
-    assert second.total_frames == first.total_frames and second.times == first.times
+    assert second.times == first.times and second.duration == first.duration
 
 
 def test_cache_key_changes_with_sampling_overlay_and_mtime(synth_dir, synth_records, tmp_path):  # noqa: F811
@@ -82,6 +81,7 @@ def test_cache_key_changes_with_sampling_overlay_and_mtime(synth_dir, synth_reco
         FrameLoader(MEDIUM),
         FrameLoader(SMALL, size_factor=32),
         FrameLoader(SMALL, overlay=Overlay(timestamp=True)),
+        FrameLoader(SMALL, backend="decord"),
     ]
     keys = {o.cache_key(video, None) for o in others}
     assert key not in keys and len(keys) == len(others)
@@ -107,7 +107,7 @@ def test_unreadable_cache_entry_is_decoded_again(synth_dir, synth_records, tmp_p
     (entry,) = (tmp_path / "cache").glob("*.pt")
     entry.write_bytes(b"torn")
     again = loader(video)
-    assert again.backend == "decord" and torch.equal(again.frames, first.frames)
+    assert again.backend == "pyav" and torch.equal(again.frames, first.frames)
     assert loader(video).backend == "cache"  # rewritten
 
 

@@ -32,7 +32,7 @@ def _batch(processor, side: int) -> PromptBatch:
         frames = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=g)
         question = "What happens " + "first? " * (3 * seed + 1)
         record = VideoRecord(id=f"r{seed}", video="v.mp4", question=question, answer="A")
-        samples.append(VideoSample(record, Frames(frames, list(range(n)), fps, n, "test")))
+        samples.append(VideoSample(record, Frames(frames, [i / fps for i in range(n)], n / fps, "test")))
     return PromptBatch.from_collated(VideoCollator(processor, "prompt")(samples))
 
 

@@ -67,7 +67,7 @@ def _sample(seed: int, num_frames: int, fps: float, question: str) -> VideoSampl
     g = torch.Generator().manual_seed(seed)
     frames = torch.randint(0, 256, (num_frames, 3, 56, 56), dtype=torch.uint8, generator=g)
     record = VideoRecord(id=f"r{seed}", video=f"v{seed}.mp4", question=question, answer="A")
-    return VideoSample(record, Frames(frames, list(range(num_frames)), fps, num_frames, "test"))
+    return VideoSample(record, Frames(frames, [i / fps for i in range(num_frames)], num_frames / fps, "test"))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def _batch(processor, side: int) -> PromptBatch:
         record = VideoRecord(
             id=f"r{seed}", video="v.mp4", question="What happens " + "first? " * (seed + 1), answer="A"
         )
-        samples.append(VideoSample(record, Frames(frames, list(range(n)), fps, n, "test")))
+        samples.append(VideoSample(record, Frames(frames, [i / fps for i in range(n)], n / fps, "test")))
     return PromptBatch.from_collated(VideoCollator(processor, "prompt")(samples))
 
 

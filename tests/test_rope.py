@@ -214,7 +214,7 @@ def _prompts(processors, arch, side=56):
         record = VideoRecord(
             id=f"r{seed}", video="v.mp4", question="What happens " + "next? " * (3 * seed + 1), answer="A"
         )
-        samples.append(VideoSample(record, Frames(frames, list(range(n)), fps, n, "test")))
+        samples.append(VideoSample(record, Frames(frames, [i / fps for i in range(n)], n / fps, "test")))
     return VideoCollator(processors(arch), "prompt")(samples)
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from lit_videor2.data.sampling import (
-    FrameSampling,
-    format_hms,
-    frame_times,
-    num_frames_to_sample,
-    resized_hw,
-    sample_frame_indices,
-)
+from lit_videor2.data.sampling import FrameSampling, format_hms, num_frames_to_sample, resized_hw, sample_times
+from lit_videor2.data.timeline import VideoTimeline, timeline_from_pts
+
+
+def cfr_indices(total: int, native_fps: float, sampling: FrameSampling) -> tuple[list[float], list[int]]:
+    """Target times, and the frame on screen at each, of a constant-rate video of ``total`` frames."""
+    timeline = VideoTimeline(np.arange(total) / native_fps, total / native_fps)
+    targets = sample_times(total, timeline.duration, sampling)
+    return targets, timeline.indices_at(targets)
+
 
 REF = FrameSampling()  # reference defaults: 2 fps, 4..32 frames, 100,352..151,200 pixels
 
@@ -46,20 +49,22 @@ def test_temporal_patch_one_keeps_odd_counts():
 @pytest.mark.parametrize("total", [1, 2, 3, 5, 7, 8, 31, 33, 64, 100, 301, 1000, 4321])
 @pytest.mark.parametrize("native_fps", [7.0, 24.0, 29.97, 60.0])
 @pytest.mark.parametrize("sampling", [REF, FrameSampling(fps=0.5, min_frames=8, max_frames=16)])
-def test_indices_distinct_in_range_and_evenly_spaced(total, native_fps, sampling):
-    idx = sample_frame_indices(total, native_fps, sampling)
+def test_frames_at_the_target_times_are_distinct_and_evenly_spaced(total, native_fps, sampling):
+    targets, idx = cfr_indices(total, native_fps, sampling)
     n = len(idx)
+    assert targets == pytest.approx([k * total / native_fps / n for k in range(n)])
     assert n == num_frames_to_sample(total, native_fps, sampling)
     assert n <= total and idx[0] == 0 and idx[-1] < total
     assert all(b > a for a, b in zip(idx, idx[1:])), f"duplicated or unsorted frames: {idx}"
     assert n % 2 == 0 or total < 2
-    # Frame i is floor(i * total / n): every gap is floor or ceil of total / n, so the real spacing of the
-    # frames is duration / n and the processor's sampled_fps = n / total * native_fps is the true rate.
+    # On a constant-rate video the frame on screen at target i is floor(i * total / n): every gap is floor or ceil
+    # of total / n, so the real spacing of the frames is duration / n, the interval the processor is told.
+    assert idx == [k * total // n for k in range(n)]
     step = total / n
     assert all(math.floor(step) <= b - a <= math.ceil(step) for a, b in zip(idx, idx[1:]))
     assert all(abs(i - k * step) < 1 for k, i in enumerate(idx))
     sampled_fps = n / total * native_fps
-    times = frame_times(idx, native_fps)
+    times = [i / native_fps for i in idx]
     if n > 1:
         mean_gap = (times[-1] - times[0]) / (n - 1)
         assert mean_gap == pytest.approx(1 / sampled_fps, abs=1 / native_fps / (n - 1) + 1e-9)
@@ -68,9 +73,17 @@ def test_indices_distinct_in_range_and_evenly_spaced(total, native_fps, sampling
 def test_short_video_is_not_padded_with_duplicates():
     # 6 frames at 30 fps (0.2 s) with min_frames=4 at 2 fps: the reference would emit 4 frames with repeats
     # and claim 2 fps; we take 4 distinct frames and their real times.
-    idx = sample_frame_indices(6, 30.0, REF)
+    targets, idx = cfr_indices(6, 30.0, REF)
     assert idx == [0, 1, 3, 4]
-    assert frame_times(idx, 30.0) == pytest.approx([0, 1 / 30, 3 / 30, 4 / 30])
+    assert targets == pytest.approx([0, 1.5 / 30, 3 / 30, 4.5 / 30])
+
+
+def test_timeline_shows_the_last_frame_at_or_before_a_time():
+    # A variable-rate stream: frames at 0, 0.1, 0.15, 0.4 s (pts in 1/1000 s, given out of order), ending at 0.5 s.
+    timeline, first = timeline_from_pts([1150, 1000, 1400, 1100], end=1500, time_base=1 / 1000)
+    assert first == 1000 and timeline.times.tolist() == pytest.approx([0, 0.1, 0.15, 0.4])
+    assert timeline.duration == pytest.approx(0.5) and timeline.average_fps == pytest.approx(8)
+    assert timeline.indices_at([0, 0.0999, 0.1, 0.3, 0.45, 7, -1]) == [0, 0, 1, 2, 3, 3, 0]
 
 
 @pytest.mark.parametrize("hw", [(64, 64), (224, 224), (480, 640), (1080, 1920), (100, 3000), (37, 53), (720, 1280)])

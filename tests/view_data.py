@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lit_videor2.data.sampling import FrameSampling, frame_times, sample_frame_indices
+from lit_videor2.data.decoding import decode_video
+from lit_videor2.data.sampling import FrameSampling, sample_times
 from lit_videor2.data.schema import load_records
 from lit_videor2.demo.synthetic import generate_dataset
 from lit_videor2.evaluation.judging import judge_rows
@@ -38,12 +39,9 @@ def _completions(record) -> list[str]:
 
 
 def _frame_times(record, root: Path) -> list[float]:
-    import av
-
-    with av.open(str(root / record.video)) as c:
-        s = c.streams.video[0]
-        total, fps = s.frames, float(s.average_rate)
-    return frame_times(sample_frame_indices(total, fps, DEMO_SAMPLING), fps)
+    """The frames' real times, as the data module reports them."""
+    times = lambda tl: sample_times(tl.num_frames, tl.duration, DEMO_SAMPLING)  # noqa: E731
+    return decode_video(root / record.video, times).times
 
 
 def make_view_inputs(out: Path, num: int = 4) -> dict[str, Path]:

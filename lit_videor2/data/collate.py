@@ -9,8 +9,8 @@ Vision inputs (``pixel_values_videos``, ``video_grid_thw``, ``second_per_grid_ts
 prompt and full sequences: the assistant target adds no vision tokens.
 
 Each sample is run through the processor on its own (sizes and fps differ per video) and padded here.
-The processor receives the real frame indices and native fps as ``VideoMetadata`` so the sampled fps,
-``second_per_grid_ts`` and Qwen3-VL's per-frame timestamps are true. Prompts are never truncated: a
+The processor receives the frames' real presentation times as ``VideoMetadata`` (:func:`video_metadata`) so the
+sampled fps, ``second_per_grid_ts`` and Qwen3-VL's per-frame timestamps are true. Prompts are never truncated: a
 prompt over ``max_prompt_length`` raises (or is skipped and counted with ``on_error='skip'``); in SFT an
 over-long assistant target is cut at the end and counted in ``num_truncated``.
 """
@@ -42,6 +42,32 @@ def build_messages(record: VideoRecord, system_prompt: str | None, instruction: 
         messages.append({"role": "system", "content": [{"type": "text", "text": system_prompt}]})
     messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]})
     return messages
+
+
+#: Ticks per second of the clock the processor is told frame times on (see :func:`video_metadata`).
+TIME_TICKS_PER_S = 1000
+
+
+def video_metadata(times: list[float], duration: float, width: int, height: int, backend: str) -> VideoMetadata:
+    """The ``VideoMetadata`` that hands the processor the frames' real times.
+
+    The processors derive times from ``frames_indices / fps`` (Qwen3-VL's ``<t seconds>`` stamps) and the sampling
+    rate from ``len(frames_indices) / total_num_frames · fps`` (Qwen2/2.5-VL's ``second_per_grid_ts`` =
+    ``temporal_patch / sampled_fps``). Frames are taken by time, not at constant index steps, so the metadata
+    describes a millisecond clock: ``fps`` = 1000, each frame's "index" its presentation time in milliseconds, the
+    "frame count" the duration in milliseconds. Qwen3-VL then stamps each frame pair with its real times and
+    Qwen2/2.5-VL get ``temporal_patch · duration / T`` seconds per temporal patch, the sampling interval.
+    """
+    ticks = TIME_TICKS_PER_S
+    return VideoMetadata(
+        total_num_frames=max(1, round(duration * ticks)),
+        fps=float(ticks),
+        width=width,
+        height=height,
+        duration=duration,
+        frames_indices=[round(t * ticks) for t in times],
+        video_backend=backend,
+    )
 
 
 def _bounds_whole_clip(processor: Any) -> bool:
@@ -121,15 +147,7 @@ class VideoCollator:
     def _process(self, sample: VideoSample) -> dict[str, Any]:
         f = sample.frames
         _, _, h, w = f.frames.shape
-        meta = VideoMetadata(
-            total_num_frames=f.total_frames,
-            fps=f.native_fps,
-            width=w,
-            height=h,
-            duration=f.duration,
-            frames_indices=list(f.indices),
-            video_backend=f.backend,
-        )
+        meta = video_metadata(f.times, f.duration, w, h, f.backend)
         # Frames are already sized by FrameLoader: pin the processor's pixel bounds to that size so it keeps it.
         # Qwen3-VL's video processor bounds the pixels of the whole clip (T*H*W), Qwen2/2.5-VL's one frame (H*W).
         pixels = h * w * (f.frames.shape[0] if _bounds_whole_clip(self.processor) else 1)

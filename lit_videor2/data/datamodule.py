@@ -30,8 +30,8 @@ class VideoDataModule(L.LightningDataModule):
     """Annotation files + a video root -> batches for SFT (``mode='sft'``) or GRPO/evaluation (``mode='prompt'``).
 
     Reads JSON/JSONL in the Video-R2 or Video-R1 schema (:mod:`lit_videor2.data.schema`), samples frames by
-    fps with frame and pixel bounds (:class:`FrameSampling`), decodes them in DataLoader workers with decord
-    (PyAV fallback), optionally burns in time/subtitles and caches decoded frames on disk, and collates with
+    fps with frame and pixel bounds (:class:`FrameSampling`), decodes the frames a player shows at the sampled times
+    in DataLoader workers (PyAV by default, see :mod:`lit_videor2.data.decoding`), optionally burns in time/subtitles and caches decoded frames on disk, and collates with
     the model's Hugging Face processor (:class:`VideoCollator`).
     """
 
@@ -49,8 +49,8 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 2,
         sampling: FrameSampling = FrameSampling(),
         overlay: Overlay = Overlay(),
-        backend: Literal["decord", "pyav", "torchcodec"] = "decord",
-        fallback_backend: Literal["pyav", "decord"] | None = "pyav",
+        backend: Literal["pyav", "torchcodec", "decord"] = "pyav",
+        fallback_backend: Literal["pyav", "torchcodec", "decord"] | None = None,
         cache_dir: str | None = None,
         on_error: OnError = "raise",
         max_length: int = 16384,
@@ -78,7 +78,9 @@ class VideoDataModule(L.LightningDataModule):
             num_workers: DataLoader worker processes (decoding runs there).
             sampling: Frame rate, frame-count and per-frame pixel bounds.
             overlay: Optional time/subtitle burn-in, the same for every stage.
-            backend: Video decoder.
+            backend: Video decoder: ``pyav`` (default; accurate on every file kind tested), ``torchcodec`` (needs the
+                system FFmpeg libraries; checked frame by frame) or ``decord`` (fast, wrong on some real files:
+                ``docs/data.md``).
             fallback_backend: Decoder tried when ``backend`` is missing or fails on a file (None: no fallback).
             cache_dir: Folder for an on-disk cache of decoded, resized frames and of the processor's video outputs
                 for them (normalised patches, grid, placeholder text; under ``processor/``). None: no cache.

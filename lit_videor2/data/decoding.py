@@ -1,234 +1,226 @@
-"""Video decoding behind one small interface, with one wrapper per backend.
+"""Video decoding by time, behind one small interface, with one wrapper per backend.
 
-A backend opens a file once, reports its frame count and frame rate, asks the caller which frames it
-wants (a function of those two numbers), and returns exactly those frames as ``uint8 [T, H, W, 3]``.
-``decord`` is the default; ``pyav`` is the automatic fallback when decord is missing or fails on a file;
-``torchcodec`` is optional (it needs a CUDA build of torch and the system FFmpeg libraries).
+A backend opens a file, learns its timeline as a player shows it (:class:`~lit_videor2.data.timeline.VideoTimeline`:
+presentation times of the shown frames, from the first one, and the duration), asks the caller for the target times
+it wants (a function of that timeline), and returns the frame on screen at each target time, upright, with its real
+presentation time. Nothing assumes a constant frame rate: times are the frames' own timestamps, never
+``index / fps``.
 
-A rotation tag (the display matrix phones write into the MP4 ``tkhd`` box) is applied by ``decord`` and ``pyav``:
-frames come upright, as players show them, with height and width swapped for 90 and 270 degrees. decord 0.6 turns
-the frames itself; the tag is still read once per video with PyAV so that a mirrored matrix or an angle that is not
-a multiple of 90 degrees (which decord silently mishandles) fails clearly.
+* ``pyav`` (the default): the stream a player shows (the default one), the timeline from its packets (edit lists,
+  late-starting clocks and variable rates as players handle them), then decoding from the nearest keyframe before
+  each wanted frame; every returned frame is matched to its wanted timestamp exactly, so a seek that lands wrong is
+  caught and redone from the start, never returned.
+* ``torchcodec``: the same timeline and stream (read with PyAV), frames decoded by torchcodec; each returned frame's
+  timestamp is checked against the one asked for and a mismatch is an error (so ``fallback_backend`` takes over).
+* ``decord``: decord's own frame list and timestamps. Fast, but wrong on several kinds of real files (open-GOP
+  H.264, ``-c copy`` cuts with edit lists, MPEG-TS with a late clock, fragmented MP4, files with two video streams;
+  see ``docs/data.md``), and its frames cannot be checked, so it is not the default.
+
+Rotation tags are applied by every backend (frames come upright, as players show them). Non-square pixels are
+reported (:attr:`DecodedVideo.sample_aspect`) and widened to the display aspect when frames are resized
+(:attr:`DecodedVideo.display_hw`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from lit_videor2.errors import UserError
+from lit_videor2.data.probe import (
+    StreamScan,
+    VideoDecodeError,
+    display_tags,
+    frame_rotation,
+    probe,
+    rotate_frames,
+)
+from lit_videor2.data.timeline import VideoTimeline
 
 log = logging.getLogger(__name__)
 
-IndexFn = Callable[[int, float], list[int]]
-"""``(total_frames, native_fps) -> frame indices to decode``."""
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DecodedVideo", "TimesFn", "VideoDecodeError", "decode_video"]
 
-
-class VideoDecodeError(UserError, RuntimeError):
-    """A video could not be decoded; the message names the file and the backend(s) tried."""
+TimesFn = Callable[[VideoTimeline], list[float]]
+"""``timeline -> target times`` (seconds from the first shown frame) to decode."""
 
 
 @dataclass
 class DecodedVideo:
-    """Frames decoded from one video, with where they came from."""
+    """The frames on screen at the target times of one video, with where and when they come from."""
 
     frames: np.ndarray
-    """``uint8 [T, H, W, 3]``."""
+    """``uint8 [T, H, W, 3]``, upright (rotation tags applied), stored pixels (see :attr:`sample_aspect`)."""
+    times: list[float]
+    """Presentation time of each frame (seconds from the first shown frame): when a player starts showing it."""
     indices: list[int]
-    """Index of each frame in the source video."""
-    native_fps: float
-    total_frames: int
+    """Position of each frame among the stream's shown frames."""
+    duration: float
+    """Seconds from the first shown frame to the end of the last."""
+    num_frames: int
+    """Shown frames in the stream."""
     backend: str
     rotation: int = 0
     """Counter-clockwise degrees (0, 90, 180, 270) the stored frames were turned by to stand upright."""
+    sample_aspect: Fraction = Fraction(1)
+    """Pixel aspect ratio of the stored frames (a player stretches stored widths by it, before turning)."""
 
     @property
-    def duration(self) -> float:
-        return self.total_frames / self.native_fps
+    def average_fps(self) -> float:
+        return self.num_frames / self.duration
 
     @property
-    def times(self) -> list[float]:
-        return [i / self.native_fps for i in self.indices]
+    def display_hw(self) -> tuple[int, int]:
+        """``(height, width)`` a player shows: the upright frame, its stored width scaled by the pixel aspect (wider
+        for 4:3 pixels, narrower for 1:2), its height kept, as FFmpeg and players compute the display size."""
+        h, w = self.frames.shape[1:3]
+        if self.sample_aspect == 1:
+            return h, w
+        if self.rotation in (90, 270):  # the stored width is now the height
+            return round(h * self.sample_aspect), w
+        return h, round(w * self.sample_aspect)
 
 
-def _check_indices(path: str, indices: list[int], total: int) -> None:
-    if not indices:
-        raise VideoDecodeError(f"{path}: no frames selected (video has {total} frames)")
-    if min(indices) < 0 or max(indices) >= total:
-        raise VideoDecodeError(f"{path}: frame indices {indices[0]}..{indices[-1]} out of range for {total} frames")
+def _targets(path: str, times_fn: TimesFn, timeline: VideoTimeline) -> tuple[list[float], list[int]]:
+    targets = list(times_fn(timeline))
+    if not targets:
+        raise VideoDecodeError(f"{path}: no frames selected (video has {timeline.num_frames} frames)")
+    return targets, timeline.indices_at(targets)
 
 
-#: Largest gap (seconds) between a frame's real time and ``index / fps`` before a video counts as variable-rate.
-VFR_TOLERANCE_S = 0.5
+def _decode_pts(container, stream, scan: StreamScan, wanted: list[int], path: str, *, seek: bool = True) -> dict:
+    """``{pts: (rgb frame, rotation)}`` for every wanted presentation timestamp (ascending), decoding forward from
+    the nearest keyframe before each one (``seek=False``: from the start, in one pass). A wanted frame the decoder
+    passes without producing (a seek that landed late, a dropped frame) raises ``LookupError``."""
+    out: dict[int, tuple[np.ndarray, int]] = {}
+    pending = set(wanted)
+    frames = None
+    position: int | None = None  # pts of the last decoded frame
+    for w in wanted:
+        if w not in pending:
+            continue
+        key = scan.keyframe_before(w)
+        if seek and key is not None and key > int(scan.keyframes[0]) and (position is None or key > position):
+            container.seek(key, stream=stream, backward=True)  # a keyframe between here and w: skip the gap
+            frames, position = container.decode(stream), None
+        elif frames is None:
+            frames = container.decode(stream)
+        for frame in frames:
+            if frame.pts is None:
+                continue
+            if position is None and frame.pts > w:
+                raise LookupError(f"decoding started at pts {frame.pts}, after the wanted {w}")
+            position = frame.pts
+            if position in pending:
+                out[position] = (frame.to_ndarray(format="rgb24"), frame_rotation(path, frame))
+                pending.discard(position)
+            if position >= w:
+                break
+        if w in pending:
+            raise LookupError(f"no decoded frame has pts {w} (last decoded: {position})")
+    return out
 
 
-def check_constant_rate(path: str, indices: list[int], times: list[float], fps: float, first: float = 0.0) -> None:
-    """Raise :class:`VideoDecodeError` when the real times of the sampled frames are not ``index / fps``.
-
-    Frame times downstream (``second_per_grid_ts``, timestamps in prompts, TAR) are ``index / fps``; a variable
-    frame rate video would get wrong times silently, so it fails clearly instead (tolerance: the larger of
-    :data:`VFR_TOLERANCE_S` and 1.5 frame intervals).
-    """
-    tol = max(VFR_TOLERANCE_S, 1.5 / fps)
-    for idx, t in zip(indices, times):
-        if abs((t - first) - idx / fps) > tol:
-            raise VideoDecodeError(
-                f"{path}: variable frame rate: frame {idx} is at {t - first:.2f} s but {idx} / {fps:g} fps = "
-                f"{idx / fps:.2f} s, so frame times would be wrong; re-encode at a constant rate "
-                f"(e.g. ffmpeg -i IN -vf fps={max(1, round(fps))} OUT)"
-            )
-
-
-def rotation_from_display_matrix(matrix: list[int] | np.ndarray) -> int:
-    """Counter-clockwise degrees (0, 90, 180 or 270) to turn stored frames by so they show as players show them.
-
-    ``matrix`` is FFmpeg's display matrix (9 ints, row-major ``[a, b, u, c, d, v, x, y, w]``, ``a..d`` in 16.16
-    fixed point), the one in the MP4/MOV ``tkhd`` box. It maps a stored pixel ``(p, q)`` to
-    ``(a p + c q + x, b p + d q + y)``; the angle is ``-atan2(b, a)``, as FFmpeg's ``av_display_rotation_get``
-    computes it. Raises ``ValueError`` for a mirrored or singular matrix or an angle that is not a multiple of 90.
-    """
-    a, b, c, d = (float(matrix[i]) / (1 << 16) for i in (0, 1, 3, 4))
-    if a * d - b * c <= 0:
-        raise ValueError(f"mirrored or singular display matrix {[int(v) for v in matrix]}")
-    degrees = -math.degrees(math.atan2(b, a))
-    quarter = round(degrees / 90)
-    if abs(degrees - 90 * quarter) > 1.0:
-        raise ValueError(f"rotation of {degrees:.1f} degrees is not a multiple of 90")
-    return (90 * quarter) % 360
-
-
-def frame_rotation(path: str, frame) -> int:
-    """The rotation (see :func:`rotation_from_display_matrix`) of a decoded PyAV frame; 0 when it has none."""
-    for sd in frame.side_data:
-        if getattr(sd.type, "name", str(sd.type)).endswith("DISPLAYMATRIX"):
-            matrix = np.frombuffer(bytes(sd), dtype="=i4")
-            if matrix.size < 9:
-                raise VideoDecodeError(f"{path}: display matrix has {matrix.size * 4} bytes, expected 36")
-            try:
-                return rotation_from_display_matrix(matrix[:9])
-            except ValueError as e:
-                raise VideoDecodeError(f"{path}: cannot apply the rotation tag: {e}") from e
-    return 0
-
-
-def probe_rotation(path: str) -> int:
-    """The rotation tag of ``path``'s first video stream, read with PyAV from its first frame (decord hides it).
-
-    When PyAV cannot read the file, logs a warning and returns 0 (frames as stored).
-    """
+def decode_pyav(path: str, times_fn: TimesFn) -> DecodedVideo:
+    """Decode with PyAV: the frames a player shows at the target times (see the module docstring)."""
     import av
 
-    try:
+    scan = probe(path)
+    timeline = scan.timeline
+    targets, idx = _targets(path, times_fn, timeline)
+    wanted = sorted({int(scan.pts[i]) for i in idx})
+    got = None
+    for seek in (True, False):  # a seek that lands wrong is redone by one pass from the start
         with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_count = 1  # one frame: threads only add latency
-            frame = next(container.decode(stream), None)
-    except Exception as e:  # noqa: BLE001 - PyAV raises many types on files only decord reads
-        log.warning(
-            "%s: PyAV cannot read the rotation tag (%s: %s); frames are used as stored", path, type(e).__name__, e
-        )
-        return 0
-    return frame_rotation(path, frame) if frame is not None else 0
+            stream = container.streams[scan.index]
+            try:
+                got = _decode_pts(container, stream, scan, wanted, path, seek=seek)
+                break
+            except LookupError as e:
+                if not seek:
+                    t = (wanted[0] - scan.pts[0]) * float(scan.time_base)
+                    raise VideoDecodeError(f"{path}: could not decode the frames at {t:.3f} s and after ({e})") from e
+                log.debug("%s: seeking missed a frame (%s); decoding from the start", path, e)
+    rotations = {r for _, r in got.values()}
+    if len(rotations) > 1:
+        raise VideoDecodeError(f"{path}: the rotation tag changes between frames ({sorted(rotations)})")
+    rotation = rotations.pop()
+    frames = rotate_frames(np.stack([got[int(scan.pts[i])][0] for i in idx]), rotation)
+    return DecodedVideo(
+        frames, timeline.times[idx].tolist(), idx, timeline.duration, timeline.num_frames, "pyav", rotation,
+        scan.sample_aspect,
+    )  # fmt: skip
 
 
-def rotate_frames(frames: np.ndarray, rotation: int) -> np.ndarray:
-    """``uint8 [T, H, W, C]`` turned ``rotation`` degrees counter-clockwise (``[T, W, H, C]`` for 90 and 270)."""
-    if rotation % 360 == 0:
-        return frames
-    return np.ascontiguousarray(np.rot90(frames, k=(rotation // 90) % 4, axes=(1, 2)))
+def decode_torchcodec(path: str, times_fn: TimesFn) -> DecodedVideo:
+    """Decode with torchcodec at the timeline PyAV reads; every returned timestamp is checked."""
+    from torchcodec.decoders import VideoDecoder
+
+    scan = probe(path)
+    timeline = scan.timeline
+    targets, idx = _targets(path, times_fn, timeline)
+    tb = float(scan.time_base)
+    wanted = [int(scan.pts[i]) for i in idx]
+    # Ask for the middle of each frame's display interval: a frame's exact start may round to the one before.
+    ends = np.append(scan.pts[1:], scan.end)
+    mids = [(int(scan.pts[i]) + int(ends[i])) / 2 * tb for i in idx]
+    dec = VideoDecoder(path, stream_index=scan.index, seek_mode="exact")
+    batch = dec.get_frames_played_at(mids)
+    for p, g, t in zip(wanted, batch.pts_seconds.tolist(), targets):
+        if abs(g - p * tb) > min(tb, 1e-3):
+            raise VideoDecodeError(
+                f"{path}: torchcodec returned the frame at {g:.4f} s for the one at {p * tb:.4f} s (target {t:.3f} s)"
+            )
+    rotation, _ = display_tags(path, scan.index)  # rejects mirrored or odd matrices
+    frames = batch.data.permute(0, 2, 3, 1).numpy()
+    if rotation and not getattr(dec.metadata, "rotation", None):  # torchcodec 0.17 turns frames upright itself
+        frames = rotate_frames(frames, rotation)
+    return DecodedVideo(
+        frames, timeline.times[idx].tolist(), idx, timeline.duration, timeline.num_frames, "torchcodec", rotation,
+        scan.sample_aspect,
+    )  # fmt: skip
 
 
-def decode_decord(path: str, index_fn: IndexFn) -> DecodedVideo:
-    """Decode with decord (fast random access); decord applies rotation tags itself."""
+def decode_decord(path: str, times_fn: TimesFn) -> DecodedVideo:
+    """Decode with decord at decord's own frame list and timestamps (not checked; see the module docstring)."""
     import decord
 
     vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-    total, fps = len(vr), float(vr.get_avg_fps())
-    if total <= 0 or fps <= 0:
-        raise VideoDecodeError(f"{path}: decord reports {total} frames at {fps} fps")
-    indices = index_fn(total, fps)
-    _check_indices(path, indices, total)
-    stamps = vr.get_frame_timestamp([0, *indices])[:, 0]  # start time (s) of each frame
-    check_constant_rate(path, list(indices), [float(t) for t in stamps[1:]], fps, float(stamps[0]))
-    rotation = probe_rotation(path)  # decord 0.6 already turns the frames upright; this rejects what it cannot
-    frames = vr.get_batch(indices).asnumpy()
-    return DecodedVideo(frames, list(indices), fps, total, "decord", rotation)
+    total = len(vr)
+    if total <= 0:
+        raise VideoDecodeError(f"{path}: decord reports {total} frames")
+    stamps = vr.get_frame_timestamp(list(range(total)))  # [N, 2] start and end (s) of each frame
+    start = float(stamps[0, 0])
+    times = stamps[:, 0] - start
+    if total > 1 and not np.all(np.diff(times) > 0):
+        raise VideoDecodeError(f"{path}: decord's frame timestamps are not increasing")
+    timeline = VideoTimeline(times.astype(np.float64), float(stamps[-1, 1]) - start)
+    targets, idx = _targets(path, times_fn, timeline)
+    rotation, sar = display_tags(path)  # decord 0.6 turns frames upright itself; this rejects what it cannot
+    frames = vr.get_batch(idx).asnumpy()
+    return DecodedVideo(frames, timeline.times[idx].tolist(), idx, timeline.duration, total, "decord", rotation, sar)
 
 
-def decode_pyav(path: str, index_fn: IndexFn) -> DecodedVideo:
-    """Decode with PyAV in one sequential pass, keeping only the wanted frames."""
-    import av
-
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
-        total = stream.frames
-        if total <= 0 and stream.duration and stream.time_base and fps > 0:
-            total = int(round(float(stream.duration * stream.time_base) * fps))
-        if total <= 0 and fps > 0:
-            # Container does not say: count by demuxing packets (cheap, no decoding).
-            total = sum(1 for p in container.demux(stream) if p.size > 0)
-            container.seek(0)
-        if total <= 0 or fps <= 0:
-            raise VideoDecodeError(f"{path}: PyAV reports {total} frames at {fps} fps")
-        indices = index_fn(total, fps)
-        _check_indices(path, indices, total)
-        wanted = {idx: pos for pos, idx in enumerate(indices)}
-        out: list[np.ndarray | None] = [None] * len(indices)
-        times: list[float] = [0.0] * len(indices)
-        first: float | None = None
-        rotation = 0
-        last = max(indices)
-        for i, frame in enumerate(container.decode(stream)):
-            if first is None:
-                first = float(frame.time or 0.0)
-                rotation = frame_rotation(path, frame)
-            if i in wanted:
-                out[wanted[i]] = frame.to_ndarray(format="rgb24")
-                times[wanted[i]] = float(frame.time if frame.time is not None else i / fps)
-            if i >= last:
-                break
-    missing = [indices[p] for p, f in enumerate(out) if f is None]
-    if missing:
-        # The header over-reported the frame count. Repeating a decoded frame would misstate its time,
-        # so report the file instead.
-        raise VideoDecodeError(f"{path}: PyAV could not decode frames {missing[:5]} (header claims {total})")
-    check_constant_rate(path, list(indices), times, fps, first or 0.0)
-    return DecodedVideo(rotate_frames(np.stack(out), rotation), list(indices), fps, total, "pyav", rotation)
-
-
-def decode_torchcodec(path: str, index_fn: IndexFn) -> DecodedVideo:
-    """Decode with torchcodec (optional; needs system FFmpeg). Rotation tags are not handled here (untested)."""
-    from torchcodec.decoders import VideoDecoder
-
-    dec = VideoDecoder(path)
-    total, fps = int(dec.metadata.num_frames), float(dec.metadata.average_fps)
-    indices = index_fn(total, fps)
-    _check_indices(path, indices, total)
-    frames = dec.get_frames_at(indices).data.permute(0, 2, 3, 1).numpy()
-    return DecodedVideo(frames, list(indices), fps, total, "torchcodec")
-
-
-BACKENDS: dict[str, Callable[[str, IndexFn], DecodedVideo]] = {
-    "decord": decode_decord,
+BACKENDS: dict[str, Callable[[str, TimesFn], DecodedVideo]] = {
     "pyav": decode_pyav,
     "torchcodec": decode_torchcodec,
+    "decord": decode_decord,
 }
+
+#: The default backend: accurate on every case of the ffmpeg-made matrix (``docs/data.md``).
+DEFAULT_BACKEND = "pyav"
 
 
 def decode_video(
-    path: str | os.PathLike, index_fn: IndexFn, backend: str = "decord", fallback: str | None = "pyav"
+    path: str | os.PathLike, times_fn: TimesFn, backend: str = DEFAULT_BACKEND, fallback: str | None = None
 ) -> DecodedVideo:
-    """Decode the frames ``index_fn`` selects from ``path`` with ``backend``; on failure try ``fallback``.
+    """Decode the frames on screen at the times ``times_fn`` picks from ``path``'s timeline with ``backend``; on
+    failure try ``fallback``.
 
     Raises :class:`VideoDecodeError` naming the file when it is missing, empty, or no backend can read it.
     """
@@ -244,11 +236,11 @@ def decode_video(
     errors = []
     for name in order:
         try:
-            return BACKENDS[name](path, index_fn)
+            return BACKENDS[name](path, times_fn)
         except ImportError as e:
             errors.append(f"{name}: not installed ({e})")
         except VideoDecodeError as e:
-            errors.append(f"{name}: {e}")
+            errors.append(f"{name}: {str(e).removeprefix(f'{path}: ')}")
         except Exception as e:  # noqa: BLE001 - backends raise many types on corrupt files
             errors.append(f"{name}: {type(e).__name__}: {e}")
         if name != order[-1]:

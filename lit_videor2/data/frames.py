@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_videor2.data.decoding import DecodedVideo, decode_video
-from lit_videor2.data.sampling import FrameSampling, format_hms, resized_hw, sample_frame_indices
+from lit_videor2.data.decoding import DEFAULT_BACKEND, DecodedVideo, decode_video
+from lit_videor2.data.sampling import FrameSampling, format_hms, resized_hw, sample_times
+from lit_videor2.data.timeline import VideoTimeline
 
 log = logging.getLogger(__name__)
 
 
 #: Version of the decoding rules in frame-cache keys: bump it when decoded frames change for the same file and
-#: settings (2: rotation tags applied), so older cache entries are not served.
-FRAME_CACHE_VERSION = 2
+#: settings, so older cache entries are not served (2: rotation tags applied; 3: frames taken by time on the
+#: player's timeline, the default stream, non-square pixels widened, real presentation times stored).
+FRAME_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -56,20 +58,20 @@ class Frames:
 
     frames: torch.Tensor
     """``uint8 [T, 3, H, W]``."""
-    indices: list[int]
-    native_fps: float
-    total_frames: int
+    times: list[float]
+    """Presentation time of each frame, seconds from the first frame a player shows (the frame's own timestamp)."""
+    duration: float
+    """Seconds from the first shown frame to the end of the last."""
     backend: str
     cache_key: str | None = None
     """The frame cache key of these frames (None when the cache is off); keys the processor cache."""
 
     @property
-    def times(self) -> list[float]:
-        return [i / self.native_fps for i in self.indices]
-
-    @property
-    def duration(self) -> float:
-        return self.total_frames / self.native_fps
+    def interval(self) -> float:
+        """The sampling interval: ``duration / T`` seconds between target times (what the processor is told, as
+        Qwen2/2.5-VL take one constant interval; each real time is within one source frame of its target on a
+        constant-rate video)."""
+        return self.duration / len(self.times)
 
 
 def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
@@ -144,8 +146,8 @@ class FrameLoader:
         *,
         size_factor: int = 28,
         temporal_patch: int = 2,
-        backend: str = "decord",
-        fallback: str | None = "pyav",
+        backend: str = DEFAULT_BACKEND,
+        fallback: str | None = None,
         overlay: Overlay | None = None,
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
@@ -157,12 +159,12 @@ class FrameLoader:
         self.overlay = overlay or Overlay()
         self.cache_dir = Path(cache_dir) if cache_dir else None
 
-    def _index_fn(self, total: int, fps: float) -> list[int]:
-        return sample_frame_indices(total, fps, self.sampling, self.temporal_patch)
+    def _times_fn(self, timeline: VideoTimeline) -> list[float]:
+        return sample_times(timeline.num_frames, timeline.duration, self.sampling, self.temporal_patch)
 
     def cache_key(self, path: Path, srt_path: str | None) -> str:
-        """Key over the decoding rules (:data:`FRAME_CACHE_VERSION`), the file identity (path, size, mtime) and every
-        parameter that changes the frames."""
+        """Key over the decoding rules (:data:`FRAME_CACHE_VERSION`), the file identity (path, size, mtime), the
+        backend and every parameter that changes the frames."""
         st = path.stat()
         parts = {
             "decoding": FRAME_CACHE_VERSION,
@@ -172,6 +174,7 @@ class FrameLoader:
             "sampling": asdict(self.sampling),
             "size_factor": self.size_factor,
             "temporal_patch": self.temporal_patch,
+            "backend": self.backend,
             "overlay": asdict(self.overlay),
         }
         if srt_path and self.overlay.subtitles:
@@ -180,10 +183,10 @@ class FrameLoader:
         return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def _decode(self, path: Path, srt_path: str | None) -> Frames:
-        dec: DecodedVideo = decode_video(path, self._index_fn, self.backend, self.fallback)
-        hw = resized_hw(dec.frames.shape[1], dec.frames.shape[2], self.sampling, self.size_factor)
+        dec: DecodedVideo = decode_video(path, self._times_fn, self.backend, self.fallback)
+        hw = resized_hw(*dec.display_hw, self.sampling, self.size_factor)  # non-square pixels widened, never squeezed
         frames = resize_frames(dec.frames, hw)
-        out = Frames(frames, dec.indices, dec.native_fps, dec.total_frames, dec.backend)
+        out = Frames(frames, dec.times, dec.duration, dec.backend)
         if self.overlay.enabled:
             out.frames = burn_overlay(out.frames, out.times, self.overlay, srt_path)
         return out
@@ -197,20 +200,13 @@ class FrameLoader:
         if file.is_file():
             try:
                 d = torch.load(file, weights_only=True)
-                return Frames(
-                    d["frames"], list(d["indices"]), float(d["native_fps"]), int(d["total_frames"]), "cache", key
-                )
+                return Frames(d["frames"], [float(t) for t in d["times"]], float(d["duration"]), "cache", key)
             except Exception as e:  # noqa: BLE001 - a torn or stale cache entry is re-decoded, not fatal
                 log.warning("frame cache entry %s unreadable (%s); decoding %s again", file, e, path)
         out = self._decode(path, srt_path)
         out.cache_key = key
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "frames": out.frames,
-            "indices": out.indices,
-            "native_fps": out.native_fps,
-            "total_frames": out.total_frames,
-        }
+        payload = {"frames": out.frames, "times": out.times, "duration": out.duration}
         with tempfile.NamedTemporaryFile(dir=self.cache_dir, suffix=".tmp", delete=False) as tmp:
             torch.save(payload, tmp)
         os.replace(tmp.name, file)  # atomic: concurrent workers never see a torn file

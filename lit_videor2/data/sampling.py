@@ -1,12 +1,13 @@
 """Frame sampling math: which frames to decode and at what size. Pure functions, no I/O.
 
 Semantics follow the reference (qwen-vl-utils: sample at ``fps`` frames per second, clamp the count to
-``[min_frames, max_frames]``, round to the vision encoder's temporal patch, resize each frame so that
+``[min_frames, max_frames]``, round to the vision encoder's temporal patch, take evenly spaced frames, resize each frame so that
 height and width are multiples of the patch-merge factor and the pixel count lies in
 ``[min_pixels, max_pixels]``) with one deliberate difference: a video too short to supply ``min_frames``
 distinct frames is **not** padded with duplicated frames. We return the distinct frames it has and the
 timestamps they really have, so the fps handed to the processor (and therefore ``second_per_grid_ts``
-and Qwen3-VL's timestamp tokens) stays true.
+and Qwen3-VL's timestamp tokens) stays true. Frames are chosen by time, not by index (qwen-vl-utils takes
+indices ``linspace(0, total - 1, n)``, which assumes a constant frame rate): see :func:`sample_times`.
 """
 
 from __future__ import annotations
@@ -62,22 +63,17 @@ def num_frames_to_sample(total_frames: int, native_fps: float, sampling: FrameSa
     return max(n, min(temporal_patch, total_frames))
 
 
-def sample_frame_indices(
-    total_frames: int, native_fps: float, sampling: FrameSampling, temporal_patch: int = 2
-) -> list[int]:
-    """Indices of the frames to decode: evenly spaced, starting at frame 0, strictly increasing.
+def sample_times(total_frames: int, duration: float, sampling: FrameSampling, temporal_patch: int = 2) -> list[float]:
+    """Target times (seconds from the first shown frame) of the frames to take: evenly spaced, starting at 0.
 
-    Frame ``i`` of ``n`` is ``floor(i · total_frames / n)``, so consecutive frames are ``duration / n``
-    seconds apart and the processor's ``sampled_fps = n / total_frames · native_fps`` is exactly the
-    spacing of the frames it receives.
+    ``n`` = :func:`num_frames_to_sample` at the video's average rate; time ``i`` of ``n`` is ``i · duration / n``, so
+    the targets are ``duration / n`` apart and the frame on screen at each is taken. On a constant-rate video that is
+    frame ``floor(i · total_frames / n)``: distinct frames, evenly spaced.
     """
-    n = num_frames_to_sample(total_frames, native_fps, sampling, temporal_patch)
-    return [(i * total_frames) // n for i in range(n)]
-
-
-def frame_times(indices: list[int], native_fps: float) -> list[float]:
-    """Timestamps in seconds of the given frame indices."""
-    return [i / native_fps for i in indices]
+    if duration <= 0:
+        raise ValueError(f"video has a non-positive duration ({duration})")
+    n = num_frames_to_sample(total_frames, total_frames / duration, sampling, temporal_patch)
+    return [i * duration / n for i in range(n)]
 
 
 #: Largest long-side / short-side ratio the Qwen processors accept (their ``smart_resize`` raises above it).

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.data.decoding import DEFAULT_BACKEND
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.view.loading import (
     completion_items,
@@ -48,7 +49,7 @@ class ViewOptions:
     thumb_size: int = 160
     size_factor: int = 28
     temporal_patch: int = 2
-    backend: str = "decord"
+    backend: str = DEFAULT_BACKEND
     low_vas: float = 5.0
     """Default threshold of the page's "low VAS" filter."""
     page_size: int = 25

@@ -1,15 +1,17 @@
 """Frame thumbnails of the trace viewer, decoded by the project's data pipeline and written once.
 
-The frames the model saw are decoded with :func:`lit_videor2.data.decoding.decode_video` at the indices the
-data module used: from the row's ``frame_times`` when it has them (evaluation rows: index = time · fps), else
-by :func:`lit_videor2.data.sampling.sample_frame_indices` with the run's :class:`FrameSampling` (GRPO
-completions). They are resized as the data module resizes them (:func:`lit_videor2.data.frames.resize_frames`
-to :func:`lit_videor2.data.sampling.resized_hw`), then shrunk to at most ``max_side`` pixels. Times that the
-reasoning cites but that no sampled frame shows are decoded too (the frame on screen at that time).
+The frames the model saw are decoded with :func:`lit_videor2.data.decoding.decode_video` at the times the data
+module used: the row's ``frame_times`` when it has them (evaluation rows: the frames' own presentation times), else
+:func:`lit_videor2.data.sampling.sample_times` with the run's :class:`FrameSampling` (GRPO completions). Each is the
+frame a player shows at that time. They are resized as the data module resizes them
+(:func:`lit_videor2.data.frames.resize_frames` to :func:`lit_videor2.data.sampling.resized_hw` of the display size),
+then shrunk to at most ``max_side`` pixels. Times that the reasoning cites but that no sampled frame shows are decoded
+too (the frame on screen at that time).
 
-File names are content-addressed: a hash of the video's identity (resolved path, size, modification time),
-the frame index and the thumbnail settings. A file that exists is never written again, and the frame count and
-rate of each video are kept in ``thumbs/videos.json``, so a second build decodes nothing.
+File names are content-addressed: a hash of the video's identity (resolved path, size, modification time), the time
+in milliseconds and the thumbnail settings. A file that exists is never written again, and each video's shown-frame
+count, duration and the frame shown at each decoded time are kept in ``thumbs/videos.json``, so a second build decodes
+nothing.
 """
 
 from __future__ import annotations
@@ -17,24 +19,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lit_videor2.data.decoding import VideoDecodeError, decode_video
+from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError, decode_video
 from lit_videor2.data.frames import resize_frames
-from lit_videor2.data.sampling import FrameSampling, resized_hw, sample_frame_indices
+from lit_videor2.data.sampling import FrameSampling, resized_hw, sample_times
+from lit_videor2.data.timeline import VideoTimeline
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ThumbnailWriter", "frame_index_at"]
+__all__ = ["ThumbnailWriter"]
 
 
-def frame_index_at(t: float, native_fps: float, total_frames: int) -> int:
-    """Index of the frame on screen at time ``t`` seconds (clamped to the video)."""
-    return min(max(int(math.floor(t * native_fps + 1e-6)), 0), total_frames - 1)
+def _ms(t: float) -> int:
+    return round(t * 1000)
 
 
 @dataclass
@@ -45,8 +46,8 @@ class ThumbnailWriter:
     max_side: int = 160
     size_factor: int = 28
     temporal_patch: int = 2
-    backend: str = "decord"
-    fallback: str | None = "pyav"
+    backend: str = DEFAULT_BACKEND
+    fallback: str | None = None
     quality: int = 85
 
     def __post_init__(self) -> None:
@@ -63,7 +64,7 @@ class ThumbnailWriter:
         """Thumbnail files written by this writer."""
 
     def save(self) -> None:
-        """Write the video manifest (frame count and rate per video)."""
+        """Write the video manifest (per video: shown frames, duration, the frame shown at each decoded time)."""
         tmp = self._manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self._manifest, sort_keys=True))
         os.replace(tmp, self._manifest_path)
@@ -74,18 +75,15 @@ class ThumbnailWriter:
         ident = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns])
         return hashlib.sha1(ident.encode()).hexdigest()
 
-    def _name(self, video_key: str, index: int, sampling: FrameSampling | None) -> str:
+    def _name(self, video_key: str, t: float, sampling: FrameSampling | None) -> str:
         size = None if sampling is None else [sampling.min_pixels, sampling.max_pixels, self.size_factor]
-        ident = json.dumps([video_key, index, size, self.max_side, self.quality])
+        ident = json.dumps([video_key, _ms(t), size, self.max_side, self.quality])
         return hashlib.sha1(ident.encode()).hexdigest()[:24] + ".jpg"
 
-    def _indices(
-        self, meta: dict[str, Any], sampling: FrameSampling | None, sampled_times: list[float] | None
-    ) -> list[int]:
-        fps, total = meta["fps"], meta["total"]
-        if sampled_times is not None:
-            return [min(max(round(t * fps), 0), total - 1) for t in sampled_times]
-        return sample_frame_indices(total, fps, sampling or FrameSampling(), self.temporal_patch)
+    def _times(self, frames: int, duration: float, sampling: FrameSampling | None, sampled: list[float] | None):
+        if sampled is not None:
+            return list(sampled)
+        return sample_times(frames, duration, sampling or FrameSampling(), self.temporal_patch)
 
     def strip(
         self,
@@ -98,7 +96,7 @@ class ThumbnailWriter:
         """Frames of one video for the page: ``{"frames": [{"t", "src", "sampled"}], "error"}``, sorted by time.
 
         ``sampled_times``: the row's ``frame_times`` (None: sample with ``sampling``). ``cited``: times the
-        reasoning mentions; each gets its own frame unless a sampled frame has the same index. On a decoding
+        reasoning mentions; each gets its own frame unless a sampled frame shows the same frame. On a decoding
         failure the frames carry no ``src`` and ``error`` says why (times stay, so links still highlight).
         """
         try:
@@ -106,12 +104,12 @@ class ThumbnailWriter:
                 raise VideoDecodeError(f"{video}: video file not found")
             key = self._video_key(video)
             meta = self._manifest.get(key)
-            if meta is None:
-                meta = self._probe_and_decode(video, key, sampling, sampled_times, cited)
+            if meta is None or not self._known(meta, sampling, sampled_times, cited):
+                meta = self._decode(video, key, sampling, sampled_times, cited)
             frames = self._frames(key, meta, sampling, sampled_times, cited)
-            missing = [f for f in frames if not (self.dir / f["src"]).is_file()]
-            if missing:
-                self._decode(video, key, sampling, {f["index"]: f["src"] for f in missing})
+            if any(not (self.dir / f["src"]).is_file() for f in frames):
+                meta = self._decode(video, key, sampling, sampled_times, cited)
+                frames = self._frames(key, meta, sampling, sampled_times, cited)
         except VideoDecodeError as e:
             times = [{"t": t, "src": None, "sampled": True} for t in sampled_times or []]
             times += [{"t": t, "src": None, "sampled": False} for t in cited if t not in (sampled_times or [])]
@@ -121,6 +119,13 @@ class ThumbnailWriter:
             del f["index"]
         return {"frames": frames, "error": None}
 
+    def _wanted(self, meta, sampling, sampled_times, cited) -> list[float]:
+        times = self._times(meta["frames"], meta["duration"], sampling, sampled_times)
+        return times + [t for t in cited if t <= meta["duration"]]
+
+    def _known(self, meta, sampling, sampled_times, cited) -> bool:
+        return all(str(_ms(t)) in meta["at"] for t in self._wanted(meta, sampling, sampled_times, cited))
+
     def _frames(
         self,
         key: str,
@@ -129,22 +134,23 @@ class ThumbnailWriter:
         sampled_times: list[float] | None,
         cited: list[float],
     ) -> list[dict[str, Any]]:
-        fps, total = meta["fps"], meta["total"]
-        indices = self._indices(meta, sampling, sampled_times)
-        times = sampled_times if sampled_times is not None else [i / fps for i in indices]
+        at = meta["at"]
+        times = self._times(meta["frames"], meta["duration"], sampling, sampled_times)
         frames = [
-            {"t": round(t, 3), "index": i, "src": self._name(key, i, sampling), "sampled": True}
-            for t, i in zip(times, indices)
+            {"t": round(t, 3), "index": at[str(_ms(t))], "src": self._name(key, t, sampling), "sampled": True}
+            for t in times
         ]
-        seen = set(indices)
+        seen = {f["index"] for f in frames}
         for t in cited:
-            i = frame_index_at(t, fps, total)
-            if i not in seen and t <= total / fps:
+            if t > meta["duration"]:
+                continue
+            i = at[str(_ms(t))]
+            if i not in seen:
                 seen.add(i)
-                frames.append({"t": round(t, 3), "index": i, "src": self._name(key, i, sampling), "sampled": False})
+                frames.append({"t": round(t, 3), "index": i, "src": self._name(key, t, sampling), "sampled": False})
         return sorted(frames, key=lambda f: (f["t"], not f["sampled"]))
 
-    def _probe_and_decode(
+    def _decode(
         self,
         video: Path,
         key: str,
@@ -152,36 +158,35 @@ class ThumbnailWriter:
         sampled_times: list[float] | None,
         cited: list[float],
     ) -> dict[str, Any]:
-        """First sight of a video: learn its frame count and rate while decoding the frames needed."""
-        wanted: dict[int, str] = {}
+        """Decode the frames shown at every wanted time; learn the video's frame count and duration on the way."""
+        meta = self._manifest.get(key)
+        wanted: list[float] = []
 
-        def index_fn(total: int, fps: float) -> list[int]:
-            meta = {"fps": fps, "total": total}
-            for f in self._frames(key, meta, sampling, sampled_times, cited):
-                wanted[f["index"]] = f["src"]
-            return sorted(wanted)
+        def times_fn(timeline: VideoTimeline) -> list[float]:
+            m = {"frames": timeline.num_frames, "duration": timeline.duration, "at": {}}
+            wanted.extend(self._wanted(m, sampling, sampled_times, cited))
+            return wanted
 
-        dec = decode_video(video, index_fn, self.backend, self.fallback)
-        meta = {"fps": dec.native_fps, "total": dec.total_frames}
+        dec = decode_video(video, times_fn, self.backend, self.fallback)
+        if meta is None:
+            meta = {"frames": dec.num_frames, "duration": dec.duration, "at": {}}
+        for t, i in zip(wanted, dec.indices):
+            meta["at"][str(_ms(t))] = i
         self._manifest[key] = meta
-        self._write(dec.frames, dec.indices, wanted, sampling)
+        names = [self._name(key, t, sampling) for t in wanted]
+        self._write(dec, names, sampling)
         return meta
 
-    def _decode(self, video: Path, key: str, sampling: FrameSampling | None, wanted: dict[int, str]) -> None:
-        order = sorted(wanted)
-        dec = decode_video(video, lambda total, fps: order, self.backend, self.fallback)
-        self._write(dec.frames, dec.indices, wanted, sampling)
-
-    def _write(self, frames, indices: list[int], names: dict[int, str], sampling: FrameSampling | None) -> None:
-        """``frames``: ``uint8 [T, H, W, 3]`` at ``indices``; each written to ``names[index]`` unless it exists."""
+    def _write(self, dec, names: list[str], sampling: FrameSampling | None) -> None:
+        """Write each decoded frame, at the size the model saw (else the display size), to its name unless it
+        exists."""
         from PIL import Image
 
-        self.decoded += len(indices)
-        if sampling is not None:  # the size the model saw
-            frames = resize_frames(frames, resized_hw(frames.shape[1], frames.shape[2], sampling, self.size_factor))
-            frames = frames.permute(0, 2, 3, 1).numpy()  # [T, h, w, 3]
-        for frame, index in zip(frames, indices):
-            file = self.dir / names[index]
+        self.decoded += len(dec.frames)
+        hw = dec.display_hw if sampling is None else resized_hw(*dec.display_hw, sampling, self.size_factor)
+        frames = resize_frames(dec.frames, hw).permute(0, 2, 3, 1).numpy()  # [T, h, w, 3]
+        for frame, name in zip(frames, names):
+            file = self.dir / name
             if file.is_file():
                 continue
             img = Image.fromarray(frame)

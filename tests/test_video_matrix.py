@@ -1,0 +1,185 @@
+"""Frames at the right time on files made the way users' files are made: by the ffmpeg command line.
+
+Every clip (``tests/video_matrix.py``) paints its frame index into its pixels, so each test reads back which frame it
+got and checks it against the time reported for it and the time asked for, within half a frame. The default backend
+must be right on every case; the other backends must behave as ``docs/data.md``'s table (made by
+``bench/decode_accuracy.py`` from the same matrix) says.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from lit_videor2.data.datamodule import VideoDataModule
+from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError, decode_video
+from lit_videor2.data.sampling import FrameSampling, sample_times
+from tests.fixtures import tiny_model_dir, tiny_models  # noqa: F401
+from tests.video_matrix import broken_cases, cases, ffmpeg_available, frame_problems
+
+pytestmark = pytest.mark.skipif(not ffmpeg_available(), reason="needs the ffmpeg command line (apt-get install ffmpeg)")
+
+CASES = {c.name: c for c in cases()}
+BROKEN = {c.name: c for c in broken_cases()}
+#: Sampling of the checks: 8 target times per second (every third frame of a 24 fps clip), up to 64.
+DENSE = FrameSampling(fps=8.0, max_frames=64)
+
+
+def _installed(backend: str) -> bool:
+    return importlib.util.find_spec({"pyav": "av"}.get(backend, backend)) is not None
+
+
+BACKENDS = [
+    pytest.param(b, marks=pytest.mark.skipif(not _installed(b), reason=f"{b} not installed"))
+    for b in ("pyav", "torchcodec", "decord")
+]
+
+#: Where a backend other than the default is known to fail (docs/data.md, "Video backends"): ``error`` = refuses the
+#: file (a fallback takes over), ``wrong`` = returns frames other than those a player shows. Everything else is right.
+KNOWN = {
+    "torchcodec": {"mpeg4-avi-bframes": "error", "mpegts-nonzero-start": "error"},
+    "decord": {
+        "h264-open-gop-bframes": "wrong",
+        "av1-mkv": "error",
+        "mpeg4-avi-bframes": "error",
+        "mpegts-nonzero-start": "error",
+        "webm-no-duration": "error",
+        "mp4-cut-edit-list": "wrong",
+        "two-video-streams": "wrong",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Make each clip once per module (with ffmpeg), on first use."""
+    root = tmp_path_factory.mktemp("matrix")
+
+    def get(case):
+        path = root / case.file
+        if not path.is_file():
+            case.make(path)
+        return path
+
+    return get
+
+
+def _decode(path, backend, targets_of):
+    targets: list[float] = []
+
+    def times_fn(timeline):
+        targets.extend(targets_of(timeline))
+        return targets
+
+    return decode_video(path, times_fn, backend=backend, fallback=None), targets
+
+
+def _grid(timeline):
+    return sample_times(timeline.num_frames, timeline.duration, DENSE)
+
+
+def _mid_frame(timeline):
+    """Targets a third of the way into a frame interval: a decoder one frame off cannot pass by rounding."""
+    return (timeline.times[:-1] + np.diff(timeline.times) / 3).tolist()[::2]
+
+
+def _outcome(case, path, backend) -> tuple[str, list[str]]:
+    try:
+        dec, targets = _decode(path, backend, _grid)
+    except VideoDecodeError as e:
+        return "error", [str(e)]
+    problems = frame_problems(case, dec.frames, dec.times, targets)
+    if dec.num_frames != len(case.shown) or abs(dec.duration - case.duration) > 0.02:
+        problems.append(f"{dec.num_frames} frames over {dec.duration:.3f} s")
+    if dec.display_hw != (case.display[1], case.display[0]):
+        problems.append(f"display {dec.display_hw}")
+    return ("wrong" if problems else "ok"), problems
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_default_backend_returns_what_a_player_shows(clips, name):
+    """The default backend: every frame is the one on screen at its target, reported at its own time; the shown-frame
+    count, duration and display size are the player's."""
+    case = CASES[name]
+    path = clips(case)
+    for targets_of in (_grid, _mid_frame):
+        dec, targets = _decode(path, DEFAULT_BACKEND, targets_of)
+        assert len(dec.frames) == len(targets) >= 8
+        assert frame_problems(case, dec.frames, dec.times, targets) == []
+        assert dec.num_frames == len(case.shown)
+        assert dec.duration == pytest.approx(case.duration, abs=2e-3)
+        assert dec.display_hw == (case.display[1], case.display[0])
+        assert dec.rotation == case.rotation
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_backend_behaves_as_documented(clips, backend, name):
+    """Each backend on each case: right, or the documented refusal / wrong frames (never silently something else)."""
+    case = CASES[name]
+    outcome, problems = _outcome(case, clips(case), backend)
+    expected = KNOWN.get(backend, {}).get(name, "ok")
+    assert outcome == expected, problems[:3]
+    if outcome == "error":
+        assert str(clips(case)) in problems[0]  # the error names the file
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_broken_files_fail_naming_the_file(clips, backend, name):
+    path = clips(BROKEN[name])
+    with pytest.raises(VideoDecodeError, match=rf"^{path}: "):
+        _decode(path, backend, _grid)
+
+
+@pytest.mark.parametrize(
+    "name", ["mp4-cut-edit-list", "mpegts-nonzero-start", "variable-rate-phone", "non-square-pixels", "rotation-90"]
+)
+def test_frame_loader_as_the_data_module_builds_it(clips, tiny_model_dir, name):  # noqa: F811
+    """Through the data module's ``FrameLoader`` (its default backend, the Qwen2.5-VL size factor; frames resized for
+    the encoder): the frames a player shows at the sampled times, their real times, the display aspect kept."""
+    case = CASES[name]
+    sampling = FrameSampling(fps=4.0, min_pixels=112 * 112, max_pixels=168 * 168)
+    dm = VideoDataModule(processor=str(tiny_model_dir), sampling=sampling)
+    assert (dm.backend, dm.fallback_backend) == (DEFAULT_BACKEND, None)
+    out = dm.frame_loader(clips(case))
+    frames = out.frames.permute(0, 2, 3, 1).numpy()  # [T, H, W, 3], upright
+    targets = sample_times(len(case.shown), case.duration, sampling)
+    assert len(frames) == len(targets) and out.duration == pytest.approx(case.duration, abs=2e-3)
+    assert frame_problems(case, frames, out.times, targets) == []
+    h, w = frames.shape[1:3]
+    assert abs(w / h - case.display[0] / case.display[1]) < 2 * 28 / min(h, w)  # widened / turned, never squeezed
+
+
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl"])
+def test_real_times_reach_the_processor(clips, tiny_models, arch):  # noqa: F811
+    """On a variable-rate clip the batch's ``frame_times`` are the frames' own times, Qwen3-VL stamps each frame pair
+    with them, and Qwen2.5-VL gets the sampling interval as seconds per temporal patch."""
+    import re
+
+    case = CASES["variable-rate-phone"]
+    path = clips(case)
+    records = [{"id": "vfr", "video": str(path), "conversations": [
+        {"from": "human", "value": "<video>\nWhich frame?\nA. one\nB. two"}, {"from": "gpt", "value": "<answer>A</answer>"}
+    ]}]  # fmt: skip
+    ann = path.with_name(f"vfr_{arch}.json")
+    ann.write_text(__import__("json").dumps(records))
+    pixels = (112 * 112) if arch == "qwen2_5_vl" else (128 * 128)
+    sampling = FrameSampling(fps=4.0, min_pixels=pixels, max_pixels=pixels)
+    dm = VideoDataModule(processor=str(tiny_models(arch)), test_file=str(ann), sampling=sampling, num_workers=0)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    times = batch["columns"]["frame_times"][0]
+    targets = sample_times(len(case.shown), case.duration, sampling)
+    true_time = {i: t for t, i in case.shown}
+    assert times == pytest.approx([true_time[case.expected_at(t)] for t in targets], abs=1.5e-3)
+    assert times != pytest.approx(targets, abs=1e-3)  # a variable rate: real times are not the grid
+    n = len(times)
+    if arch == "qwen2_5_vl":
+        assert float(batch["second_per_grid_ts"][0]) == pytest.approx(2 * case.duration / n, rel=1e-3)
+    else:
+        text = dm.processor.tokenizer.decode(batch["prompt_input_ids"][0])
+        stamps = [float(x) for x in re.findall(r"<(\d+\.\d) seconds>", text)]
+        assert stamps == pytest.approx([(times[2 * k] + times[2 * k + 1]) / 2 for k in range(n // 2)], abs=0.051)

@@ -7,16 +7,21 @@ Runs ``configs/demo/grpo.yaml`` (the demo's GRPO stage, from ``models/demo-sft``
 
 Each run validates on all the demo's validation clips before its first step (the SFT model) and after its last,
 and every 100 steps, with greedy generation scored by accuracy (and its standard error), format, TAC (both
-variants) and TAR. The script writes a Markdown table (``<out>/ablation.md``: mean and spread over seeds after GRPO,
-the lowest TAC agreement seen during each run, then every run) and a PNG of the validation curves.
+variants) and TAR, at the training layout (``val/*``) and at every other validated layout (``val/4fps/*``). Each run
+has its folder ``<out>/<variant>-seed<seed>-threads<threads>`` (float rounding, hence sampling, hence the whole run,
+depends on the thread count). The script writes a Markdown table (``<out>/ablation-threads<threads>.md``: mean and
+spread over seeds after GRPO, the lowest TAC agreement seen during each run, then every run) and a PNG of the
+validation curves.
 
 ``--check-lift D`` also prints, per seed of the ``gated_tar`` runs, PASS when the greedy validation accuracy after
-GRPO exceeds the SFT model's by at least ``D`` (``bench/demo_lift.py`` is this check with the demo's settings).
+GRPO exceeds the SFT model's by at least ``D`` at the training layout and, at every other validated layout, is no
+more than ``--max-drop`` below the SFT model's with a format of at least ``--min-format`` (``bench/demo_lift.py`` is
+this check with the demo's settings, at 1 and 2 threads).
 
 Usage (from the repository root; the demo data, tiny model and SFT model are made first when missing)::
 
-    python bench/ablation.py --seeds 0 1 2 --out runs/ablation --plot docs/images/ablation.png
-    python bench/ablation.py --report-only --out runs/ablation        # tables and plot from finished runs
+    python bench/ablation.py --seeds 0 1 2 --threads 2 --out runs/ablation --plot docs/images/ablation.png
+    python bench/ablation.py --report-only --threads 2 --out runs/ablation   # tables and plot from finished runs
 """
 
 from __future__ import annotations
@@ -60,9 +65,14 @@ def prepare_demo(config: str) -> None:
             PrepareDemoAssets(**cb.get("init_args", {})).prepare()
 
 
+def run_folder(out: Path, variant: str, seed: int, threads: int) -> Path:
+    """``<out>/<variant>-seed<seed>-threads<threads>``: float rounding, hence the run, depends on the thread count."""
+    return out / f"{variant}-seed{seed}-threads{threads}"
+
+
 def run_one(variant: str, seed: int, out: Path, steps: int | None, threads: int) -> Path:
     """One GRPO run; returns its folder (skipped when its metrics are already there)."""
-    folder = out / f"{variant}-seed{seed}"
+    folder = run_folder(out, variant, seed, threads)
     if (folder / "done.json").is_file():
         return folder
     cmd = [
@@ -118,29 +128,38 @@ def mean_spread(values: list[float]) -> str:
     return f"{m:.{digits}f} ± {sd:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
-def report(out: Path, seeds: list[int], plot: Path | None) -> str:
+def other_layouts(curve: list[dict[str, float]]) -> list[str]:
+    """Names of the extra validation sets of a run (``val/<name>/accuracy`` logged, e.g. ``4fps``)."""
+    return sorted({k.removesuffix("/accuracy") for k in curve[0] if k.endswith("/accuracy")})
+
+
+def _cell(m: str, v: float) -> str:
+    return f"{v:.3f}" if m == "tar" else f"{v:.1f}"
+
+
+def report(out: Path, seeds: list[int], plot: Path | None, threads: int) -> str:
     """The Markdown tables of the finished runs under ``out`` (and the plot)."""
-    curves = {v: {s: read_curve(out / f"{v}-seed{s}") for s in seeds} for v in VARIANTS}
+    curves = {v: {s: read_curve(run_folder(out, v, s, threads)) for s in seeds} for v in VARIANTS}
     results = {v: {s: (c[0], c[-1]) for s, c in curves[v].items()} for v in VARIANTS}
     start = next(iter(results["gated_tar"].values()))[0]
-    head = "| model | n | " + " | ".join(LABELS[m] for m in METRICS) + " | lowest TAC agree % during the run |"
+    metrics = list(METRICS) + [f"{name}/{m}" for name in other_layouts([start]) for m in ("accuracy", "format")]
+    labels = {**LABELS, **{m: f"{m.split('/')[0]} {LABELS[m.split('/')[1]]}" for m in metrics if "/" in m}}
+    head = "| model | n | " + " | ".join(labels[m] for m in metrics) + " | lowest TAC agree % during the run |"
     lines = [
-        f"Mean ± sample std (min–max) over seeds {', '.join(map(str, seeds))}; greedy, {int(start['n'])} validation "
-        f"clips; standard error of one accuracy ≈ {start['accuracy_se']:.1f} points.",
+        f"Mean ± sample std (min–max) over seeds {', '.join(map(str, seeds))}, {threads} thread(s) per run; greedy, "
+        f"{int(start['n'])} validation clips; standard error of one accuracy ≈ {start['accuracy_se']:.1f} points.",
         "",
         head,
-        "|" + "---|" * (len(METRICS) + 3),
+        "|" + "---|" * (len(metrics) + 3),
         f"| SFT model (GRPO step 0) | {int(start['n'])} | "
-        + " | ".join(
-            f"{start.get(m, math.nan):.3f}" if m == "tar" else f"{start.get(m, math.nan):.1f}" for m in METRICS
-        )
+        + " | ".join(_cell(m, start.get(m, math.nan)) for m in metrics)
         + " | – |",
     ]
     for v in VARIANTS:
         ends = [results[v][s][1] for s in seeds]
         lines.append(
             f"| GRPO, {v} | {int(ends[0]['n'])} | "
-            + " | ".join(mean_spread([e.get(m, math.nan) for e in ends]) for m in METRICS)
+            + " | ".join(mean_spread([e.get(m, math.nan) for e in ends]) for m in metrics)
             + f" | {mean_spread([min(r['tac_agreement'] for r in curves[v][s]) for s in seeds])} |"
         )
     lines += [
@@ -149,16 +168,16 @@ def report(out: Path, seeds: list[int], plot: Path | None) -> str:
         "",
         "| variant | seed | " + head.removeprefix("| model | "),
     ]
-    lines.append("|" + "---|" * (len(METRICS) + 4))
+    lines.append("|" + "---|" * (len(metrics) + 4))
     for v in VARIANTS:
         for s in seeds:
             e = results[v][s][1]
             cells = [f"{e['accuracy']:.1f} ± {e['accuracy_se']:.1f}"]
-            cells += [f"{e.get(m, math.nan):.3f}" if m == "tar" else f"{e.get(m, math.nan):.1f}" for m in METRICS[1:]]
+            cells += [_cell(m, e.get(m, math.nan)) for m in metrics[1:]]
             low = min(r["tac_agreement"] for r in curves[v][s])
             lines.append(f"| {v} | {s} | {int(e['n'])} | " + " | ".join(cells) + f" | {low:.1f} |")
     text = "\n".join(lines) + "\n"
-    (out / "ablation.md").write_text(text)
+    (out / f"ablation-threads{threads}.md").write_text(text)
     if plot is not None:
         _plot(curves, seeds, plot)
     return text
@@ -189,19 +208,31 @@ def _plot(curves, seeds, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def check_lift(out: Path, seeds: list[int], delta: float) -> bool:
-    """PASS/FAIL per seed: greedy validation accuracy after GRPO (gated TAR) − the SFT model's ≥ ``delta``."""
+def check_lift(out: Path, seeds: list[int], delta: float, threads: int, max_drop: float, min_format: float) -> bool:
+    """PASS/FAIL per seed of the ``gated_tar`` runs: greedy validation accuracy after GRPO − the SFT model's ≥ ``delta``
+    at the training layout (``val/*``); at every other validated layout (``val/<name>/*``) GRPO at most ``max_drop``
+    below the SFT model and its format ≥ ``min_format`` (fractions)."""
     ok = True
     for s in seeds:
-        first, last = read_validation(out / f"gated_tar-seed{s}")
+        curve = read_curve(run_folder(out, "gated_tar", s, threads))
+        first, last = curve[0], curve[-1]
         lift = (last["accuracy"] - first["accuracy"]) / 100
         se = math.hypot(first["accuracy_se"], last["accuracy_se"]) / 100
         passed = lift >= delta
-        ok &= passed
-        print(
-            f"seed {s}: SFT {first['accuracy'] / 100:.3f} -> GRPO {last['accuracy'] / 100:.3f} on {int(last['n'])} "
-            f"clips, lift {lift:+.3f} (± {se:.3f}) {'PASS' if passed else 'FAIL'} (needs ≥ {delta})"
+        line = (
+            f"threads {threads} seed {s}: SFT {first['accuracy'] / 100:.3f} -> GRPO {last['accuracy'] / 100:.3f} on "
+            f"{int(last['n'])} clips, lift {lift:+.3f} (± {se:.3f}) {'PASS' if passed else 'FAIL'} (needs ≥ {delta})"
         )
+        for name in other_layouts(curve):
+            a0, a1, fmt = first[f"{name}/accuracy"] / 100, last[f"{name}/accuracy"] / 100, last[f"{name}/format"] / 100
+            good = a1 - a0 >= -max_drop and fmt >= min_format
+            passed &= good
+            line += (
+                f"; {name}: SFT {a0:.3f} -> GRPO {a1:.3f}, format {fmt:.3f} {'PASS' if good else 'FAIL'} "
+                f"(needs ≥ SFT − {max_drop}, format ≥ {min_format})"
+            )
+        ok &= passed
+        print(line)
     return ok
 
 
@@ -215,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads per run")
     p.add_argument("--plot", type=Path, default=None, help="PNG of the ablation (e.g. docs/images/ablation.png)")
     p.add_argument("--check-lift", type=float, default=None, help="print PASS/FAIL per seed for this accuracy lift")
+    p.add_argument("--max-drop", type=float, default=0.05, help="--check-lift: largest drop at other layouts")
+    p.add_argument("--min-format", type=float, default=0.95, help="--check-lift: lowest format at other layouts")
     p.add_argument("--report-only", action="store_true", help="only tabulate finished runs")
     args = p.parse_args(argv)
     if not args.report_only:
@@ -223,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda vs: run_one(vs[0], vs[1], args.out, args.steps, args.threads), jobs))
     if set(args.variants) == set(VARIANTS):
-        print(report(args.out, args.seeds, args.plot))
+        print(report(args.out, args.seeds, args.plot, args.threads))
     if args.check_lift is not None:
-        return 0 if check_lift(args.out, args.seeds, args.check_lift) else 1
+        ok = check_lift(args.out, args.seeds, args.check_lift, args.threads, args.max_drop, args.min_format)
+        return 0 if ok else 1
     return 0
 
 

@@ -62,9 +62,12 @@ def test_single_shape_scene_is_seeded_and_checks_arguments():
 
 
 def test_validate_at_start_logs_step_zero(synth_dir, tiny_model_dir, tmp_path):  # noqa: F811
-    """GRPO with ValidateAtStart: val/* (with the accuracy's standard error) before the first step and after it."""
+    """GRPO with ValidateAtStart: val/* (with the accuracy's standard error) before the first step and after it, and
+    the 4 fps validation set beside it (val/4fps/*); the training batch mixes the demo's two frame layouts."""
     root = tmp_path / "run"
     gen = {"max_new_tokens": 4, "do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    fps4 = {"fps": 4.0, "min_frames": 2, "max_frames": 16, "min_pixels": 3136, "max_pixels": 3136}
+    val_sets = [{"name": "4fps", "file": str(synth_dir / "val.json"), "sampling": fps4}]
     VideoR2CLI(
         args=[
             "fit",
@@ -75,23 +78,62 @@ def test_validate_at_start_logs_step_zero(synth_dir, tiny_model_dir, tmp_path): 
             "--model.init_args.generation_eval", json.dumps(gen),
             "--data.train_file", str(synth_dir / "train.json"),
             "--data.val_file", str(synth_dir / "val.json"),
-            "--data.batch_size", "2", "--data.eval_batch_size", "2", "--data.num_workers", "0",
+            "--data.val_benchmarks", json.dumps(val_sets),
+            "--data.batch_size", "2", "--data.eval_batch_size", "4", "--data.num_workers", "0",
             "--data.cache_dir", "null",
             "--trainer.default_root_dir", str(root),
             "--trainer.callbacks", json.dumps([{"class_path": "lit_videor2.modules.callbacks.ValidateAtStart"}]),
             "--trainer.enable_checkpointing", "false",
             "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
             "--trainer.logger.save_dir", str(root),
-            "--trainer.max_steps", "1", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1",
+            "--trainer.max_steps", "1", "--trainer.val_check_interval", "1",
         ]
     )  # fmt: skip
     (path,) = sorted(root.glob("**/version_*/metrics.csv"))
     rows = [r for r in csv.DictReader(path.open()) if r.get("val/accuracy")]
     assert len(rows) == 2  # at the start (the untrained model) and after the step
     for r in rows:
-        n, acc, se = float(r["val/n"]), float(r["val/accuracy"]) / 100, float(r["val/accuracy_se"])
-        assert n == 2 and math.isclose(se, 100 * math.sqrt(acc * (1 - acc) / n), abs_tol=1e-6)
-        assert {"val/format", "val/tac_consistency", "val/tac_agreement"} <= r.keys()
+        for prefix in ("val", "val/4fps"):  # the val_file at the data module's layout, then the 4 fps set
+            n, acc = float(r[f"{prefix}/n"]), float(r[f"{prefix}/accuracy"]) / 100
+            se = float(r[f"{prefix}/accuracy_se"])
+            assert n == 4 and math.isclose(se, 100 * math.sqrt(acc * (1 - acc) / n), abs_tol=1e-6)
+            assert {f"{prefix}/format", f"{prefix}/tac_consistency", f"{prefix}/tac_agreement"} <= r.keys()
+
+
+def test_mixed_frame_layouts_are_balanced_and_fixed(synth_dir, tiny_model_dir):  # noqa: F811
+    """``train_sampling``: each training record keeps one of the layouts (seeded, half each); validation sets follow
+    the val_file in order, tagged with their name."""
+    from lit_videor2.data.benchmark import Benchmark
+    from lit_videor2.data.datamodule import VideoDataModule
+    from lit_videor2.data.sampling import FrameSampling
+
+    fps2 = FrameSampling(fps=2.0, min_frames=2, max_frames=8, min_pixels=3136, max_pixels=3136)
+    fps4 = FrameSampling(fps=4.0, min_frames=2, max_frames=16, min_pixels=3136, max_pixels=3136)
+
+    def make(seed: int) -> VideoDataModule:
+        dm = VideoDataModule(
+            processor=str(tiny_model_dir),
+            train_file=str(synth_dir / "train.json"),
+            val_file=str(synth_dir / "val.json"),
+            mode="prompt",
+            num_workers=0,
+            sampling=fps2,
+            train_sampling=[fps2, fps4],
+            val_benchmarks=[Benchmark(name="4fps", file=str(synth_dir / "val.json"), sampling=fps4)],
+            seed=seed,
+        )
+        dm.setup("fit")
+        return dm
+
+    dm = make(0)
+    train = dm.datasets["train"]
+    assert sorted(train.assignment) == [0] * 4 + [1] * 4 and train.assignment == make(0).datasets["train"].assignment
+    assert train.assignment != make(1).datasets["train"].assignment  # seeded (fixed for seeds 0 and 1 here)
+    frames = [len(train[i].frames.times) for i in range(len(train))]
+    assert all(f == (16 if k else 8) for f, k in zip(frames, train.assignment))  # 6-10 s clips: capped counts
+    val = dm.datasets["val"]
+    assert [val[i].record.extra.get("benchmark") for i in range(len(val))] == [None] * 4 + ["4fps"] * 4
+    assert dm.val_set_names == ["4fps"]
 
 
 def test_stale_demo_folder_is_named(colour_dir, caplog):

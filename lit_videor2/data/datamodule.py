@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
-from lit_videor2.data.dataset import VideoDataset
+from lit_videor2.data.dataset import ConcatVideoDataset, MixedSamplingDataset, VideoDataset
 from lit_videor2.data.frames import FrameLoader, Overlay
 from lit_videor2.data.records import REASONING_INSTRUCTION
 from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, loader_batches
@@ -61,6 +61,8 @@ class VideoDataModule(L.LightningDataModule):
         seed: int = 0,
         drop_last: bool = False,
         benchmarks: list[Benchmark] | None = None,
+        train_sampling: list[FrameSampling] | None = None,
+        val_benchmarks: list[Benchmark] | None = None,
     ) -> None:
         """
         Args:
@@ -97,6 +99,14 @@ class VideoDataModule(L.LightningDataModule):
                 its own annotation file, video root, table group and frame sampling; its records carry the columns
                 ``benchmark`` and ``group``. A module with ``finished_test_ids(benchmark) -> set[str]`` (the
                 evaluation module: resume) has those records left out before the dataset is built.
+            train_sampling: Frame settings of the training records, one per record (None: ``sampling`` for all).
+                With several, record ``i`` of the training file takes entry ``k`` of a seeded (``seed``) balanced
+                assignment, the same in every epoch and on any number of ranks, so a GRPO batch mixes frame layouts
+                as real videos of different lengths do (e.g. 2 fps/8 frames and 4 fps/16 frames).
+            val_benchmarks: More validation sets, validated after ``val_file`` in the same loop, each with its own
+                file and frame settings (e.g. ``val_file`` again at another frame rate). Their records carry the
+                column ``benchmark``; generation-based validation logs each as ``val/<name>/<metric>`` beside the
+                ``val/<metric>`` of ``val_file``.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -126,6 +136,8 @@ class VideoDataModule(L.LightningDataModule):
         self.seed = seed
         self.drop_last = drop_last
         self.benchmarks = list(benchmarks) if benchmarks else None
+        self.train_sampling = list(train_sampling) if train_sampling else None
+        self.val_benchmarks = list(val_benchmarks) if val_benchmarks else []
         self.test_datasets: list[VideoDataset] | None = None
         self.datasets: dict[Split, VideoDataset] = {}
         self.skipped_records: dict[Split, int] = {}
@@ -191,7 +203,24 @@ class VideoDataModule(L.LightningDataModule):
             first = f"; first: {report.skipped[0]}" if report.skipped else ""
             raise RecordError(f"{file}: no usable records ({len(report.skipped)} skipped{first})")
         root = self.video_root or str(Path(file).parent)
+        if split == "train" and self.train_sampling and len(self.train_sampling) > 1:
+            parts = [
+                VideoDataset(report.records, root, self.make_frame_loader(s), self.on_error)
+                for s in self.train_sampling
+            ]
+            return MixedSamplingDataset(parts, seed=self.seed)
+        if split == "train" and self.train_sampling:
+            return VideoDataset(report.records, root, self.make_frame_loader(self.train_sampling[0]), self.on_error)
+        if split == "val" and self.val_benchmarks:
+            own = VideoDataset(report.records, root, self.frame_loader, self.on_error)
+            extra = [self.build_benchmark_dataset(b, skip_finished=False) for b in self.val_benchmarks]
+            return ConcatVideoDataset([own, *extra])
         return VideoDataset(report.records, root, self.frame_loader, self.on_error)
+
+    @property
+    def val_set_names(self) -> list[str]:
+        """Names of the extra validation sets (``val_benchmarks``), logged as ``val/<name>/<metric>``."""
+        return [b.name for b in self.val_benchmarks]
 
     def setup(self, stage: str | None = None) -> None:
         wanted: dict[str | None, tuple[Split, ...]] = {
@@ -208,8 +237,9 @@ class VideoDataModule(L.LightningDataModule):
             elif self.files[split] and split not in self.datasets:
                 self.datasets[split] = self.build_dataset(split)
 
-    def build_benchmark_dataset(self, benchmark: Benchmark) -> VideoDataset:
-        """Records of one benchmark, tagged with ``benchmark``/``group``, minus those the module has finished."""
+    def build_benchmark_dataset(self, benchmark: Benchmark, skip_finished: bool = True) -> VideoDataset:
+        """Records of one benchmark, tagged with ``benchmark``/``group``, minus those the module has finished
+        (``skip_finished``: test resume; validation sets keep every record)."""
         report = load_records(benchmark.file, self.on_error)
         self.skipped_details[benchmark.name] = list(report.skipped)
         if not report.records:
@@ -218,7 +248,7 @@ class VideoDataModule(L.LightningDataModule):
                 f"benchmark {benchmark.name!r}: {benchmark.file}: no usable records ({len(report.skipped)} skipped{first})"
             )
         module = getattr(getattr(self, "trainer", None), "lightning_module", None)
-        finished = getattr(module, "finished_test_ids", None)
+        finished = getattr(module, "finished_test_ids", None) if skip_finished else None
         done = finished(benchmark.name) if finished is not None else set()
         records = [r for r in report.records if r.id not in done]
         for r in records:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import ConcatDataset, Dataset
 
 from lit_videor2.data.decoding import VideoDecodeError
 from lit_videor2.data.frames import FrameLoader, Frames
@@ -82,6 +83,40 @@ class VideoDataset(Dataset):
             log.warning("skipping %s", msg)
             return SkippedSample(record.id, msg, _benchmark(record))
         return VideoSample(record, frames)
+
+
+class MixedSamplingDataset(Dataset):
+    """One record list under several frame settings: record ``i`` is read through ``parts[assignment[i]]``.
+
+    ``parts`` are :class:`VideoDataset` s over the same records, each with its own :class:`FrameLoader`. The
+    assignment is a seeded permutation of ``i mod len(parts)``: balanced, fixed for the run (every epoch, any number
+    of ranks, exact resume), independent of the data order.
+    """
+
+    def __init__(self, parts: list[VideoDataset], seed: int = 0) -> None:
+        if not parts or any(len(p) != len(parts[0]) for p in parts):
+            raise ValueError("MixedSamplingDataset: give one or more VideoDatasets over the same records")
+        self.parts = parts
+        self.records = parts[0].records
+        order = torch.randperm(len(self.records), generator=torch.Generator().manual_seed(seed))
+        self.assignment = [0] * len(self.records)
+        for rank, i in enumerate(order.tolist()):
+            self.assignment[i] = rank % len(parts)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> VideoSample | SkippedSample:
+        return self.parts[self.assignment[index]][index]
+
+
+class ConcatVideoDataset(ConcatDataset):
+    """Several :class:`VideoDataset` s read one after the other (validation sets side by side); ``records`` is the
+    concatenation of theirs."""
+
+    def __init__(self, parts: list[VideoDataset]) -> None:
+        super().__init__(parts)
+        self.records = [r for p in parts for r in p.records]
 
 
 def sample_columns(sample: VideoSample) -> dict[str, Any]:

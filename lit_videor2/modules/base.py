@@ -22,7 +22,7 @@ from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
 from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
-from lit_videor2.modules.resume import install_resume_loader
+from lit_videor2.modules.resume import install_resume_anywhere
 from lit_videor2.rollout.decoding import stop_token_ids
 from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
@@ -138,7 +138,7 @@ class PolicyModule(L.LightningModule):
         self._fsdp_roots_ready = True
 
     def setup(self, stage: str) -> None:
-        install_resume_loader(self.trainer.strategy)  # checkpoints of any world size (modules/resume.py)
+        install_resume_anywhere(self.trainer.strategy)  # checkpoints of any world size (modules/resume.py)
 
     def on_fit_start(self) -> None:
         self._check_data_processor()
@@ -290,11 +290,16 @@ class PolicyModule(L.LightningModule):
             return
         rows = self.generation_rows(batch)
         if record:
-            self._val_metrics.update(rows)
+            extra = self.__dict__.get("_val_sets", {})  # val/<name>/*: rows of the data module's extra validation sets
+            self._val_metrics.update([r for r in rows if r.get("benchmark") not in extra])
+            for name, metrics in extra.items():
+                metrics.update([r for r in rows if r.get("benchmark") == name])
 
     def on_validation_epoch_start(self) -> None:
         # Not a registered submodule: the states stay out of checkpoints and sharding; summed over ranks on compute.
         self.__dict__["_val_metrics"] = PredictionMetrics().to(self.device)
+        names = getattr(getattr(self.trainer, "datamodule", None), "val_set_names", None) or []
+        self.__dict__["_val_sets"] = {name: PredictionMetrics().to(self.device) for name in names}  # same on all ranks
         if self.generation_eval is not None and not self.__dict__.get("_generation_logged"):
             log.info("validation generation settings: %s", self.generation_eval)  # also in hparams.yaml
             self._generation_logged = True
@@ -302,13 +307,18 @@ class PolicyModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.generation_eval is None:  # the same on every rank: all ranks compute (and sync) or none does
             return
-        values = self._val_metrics.compute()
-        self._val_metrics.reset()
+        self._log_val_metrics("val", self._val_metrics)
+        for name, metrics in self.__dict__.get("_val_sets", {}).items():
+            self._log_val_metrics(f"val/{name}", metrics)
+
+    def _log_val_metrics(self, prefix: str, metrics: PredictionMetrics) -> None:
+        values = metrics.compute()  # a collective: every rank calls it for every validation set
+        metrics.reset()
         if float(values["n"]) == 0:
             return
         for name, value in values.items():
             if name != "n":
-                self.log(f"val/{name}", value.float(), sync_dist=False, rank_zero_only=False)
+                self.log(f"{prefix}/{name}", value.float(), sync_dist=False, rank_zero_only=False)
         n, acc = float(values["n"]), float(values["accuracy"]) / 100.0  # accuracy: a mean of 0/1 judgments
-        self.log("val/n", n, sync_dist=False, rank_zero_only=False)
-        self.log("val/accuracy_se", 100.0 * (acc * (1.0 - acc) / n) ** 0.5, sync_dist=False, rank_zero_only=False)
+        self.log(f"{prefix}/n", n, sync_dist=False, rank_zero_only=False)
+        self.log(f"{prefix}/accuracy_se", 100.0 * (acc * (1.0 - acc) / n) ** 0.5, sync_dist=False, rank_zero_only=False)

@@ -3,7 +3,7 @@
 The work is in :mod:`lit_videor2.models.resharding` (reading, checking and resharding model and optimizer states)
 and in the data module (the data position in samples, :meth:`VideoDataModule.rebase_batch_progress`). Lightning
 offers no plugin point for *reading* checkpoints under ``ModelParallelStrategy`` (it bypasses ``CheckpointIO``), so
-:func:`install_resume_loader` replaces two methods of the run's strategy *instance* (its class is untouched):
+:func:`install_resume_anywhere` replaces methods of the run's strategy *instance* (its class is untouched):
 
 * ``load_checkpoint``: checks the files and the model layout, then ModelParallelStrategy (FSDP2) loads the model and
   optimizer states itself (:func:`~lit_videor2.models.resharding.load_sharded`, DCP resharding); any other strategy
@@ -11,10 +11,14 @@ offers no plugin point for *reading* checkpoints under ``ModelParallelStrategy``
   folder is consolidated) and loads it as Lightning does.
 * ``load_optimizer_state_dict`` (strategies without sharding): checks the optimizer's parameter groups first, so a
   layout mismatch is one clear line instead of torch's size error.
+* ``save_checkpoint`` (strategies without sharding): a run resumed in the folder of a sharded run replaces the
+  distributed-checkpoint folder its ``ModelCheckpoint`` overwrites (e.g. ``last.ckpt``) by a file, as
+  ``ModelParallelStrategy`` itself replaces a file by a folder.
 """
 
 from __future__ import annotations
 
+import shutil
 import types
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from lit_videor2.models.resharding import (
     CheckpointError,
     check_checkpoint_files,
     check_model_layout,
+    is_distributed_checkpoint,
     load_sharded,
     optimizer_layout_mismatch,
     optimizer_param_names,
@@ -57,7 +62,15 @@ def _load_optimizer_state_dict(strategy: Strategy, checkpoint: dict[str, Any]) -
     type(strategy).load_optimizer_state_dict(strategy, checkpoint)
 
 
-def install_resume_loader(strategy: Strategy) -> None:
+def _save_checkpoint(
+    strategy: Strategy, checkpoint: dict[str, Any], filepath: Any, storage_options: Any = None
+) -> None:
+    if strategy.is_global_zero and is_distributed_checkpoint(filepath):
+        shutil.rmtree(filepath)  # the checkpoint being overwritten was written by a sharded run (a folder)
+    type(strategy).save_checkpoint(strategy, checkpoint, filepath, storage_options=storage_options)
+
+
+def install_resume_anywhere(strategy: Strategy) -> None:
     """Make ``strategy`` load any project checkpoint (file or distributed folder) at any world size. Idempotent."""
     if _FLAG in strategy.__dict__:
         return
@@ -65,3 +78,4 @@ def install_resume_loader(strategy: Strategy) -> None:
     strategy.load_checkpoint = types.MethodType(_load_checkpoint, strategy)
     if not isinstance(strategy, ModelParallelStrategy):
         strategy.load_optimizer_state_dict = types.MethodType(_load_optimizer_state_dict, strategy)
+        strategy.save_checkpoint = types.MethodType(_save_checkpoint, strategy)

@@ -182,3 +182,28 @@ def test_dataset_errors_name_file_and_record(synth_dir, tmp_path):  # noqa: F811
     s1, s2 = skip[1], skip[2]
     assert isinstance(s1, SkippedSample) and s1.record_id == "synth-train-000001" and "not found" in s1.reason
     assert isinstance(s2, SkippedSample) and "corrupt.mp4" in s2.reason
+
+
+def test_cache_entries_of_older_decoding_rules_are_not_served(synth_dir, synth_records, tmp_path, monkeypatch):  # noqa: F811
+    """Entries written under an older FRAME_CACHE_VERSION (index-based frames, no real times) miss, and an old-format
+    entry found under the current key is decoded again rather than served."""
+    import lit_videor2.data.frames as frames_mod
+
+    video = _copy_video(synth_dir, synth_records[0], tmp_path)
+    loader = FrameLoader(SMALL, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(frames_mod, "FRAME_CACHE_VERSION", 2)
+    old_key = loader.cache_key(video, None)
+    monkeypatch.undo()
+    assert frames_mod.FRAME_CACHE_VERSION >= 3 and loader.cache_key(video, None) != old_key
+    key = loader.cache_key(video, None)
+    old = {
+        "frames": torch.zeros(2, 3, 56, 56, dtype=torch.uint8),
+        "indices": [0, 5],
+        "native_fps": 10.0,
+        "total_frames": 60,
+    }
+    (tmp_path / "cache").mkdir()
+    torch.save(old, tmp_path / "cache" / f"{key}.pt")  # the pre-v3 payload, as if written under this key
+    fresh = loader(video)
+    assert fresh.backend == "pyav" and fresh.frames.any() and len(fresh.times) == len(fresh.frames)
+    assert loader(video).backend == "cache"  # rewritten in the current format

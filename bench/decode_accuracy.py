@@ -8,8 +8,8 @@ an MP4 cut with ``-c copy``, two video streams, variable frame rates; then trunc
 its frame index into its pixels. Each backend decodes it through ``decode_video`` at the data module's target times
 (``sample_times`` at ``--fps``) and each returned frame's painted index is checked against its reported time and its
 target (``frame_problems``), as are the duration, the shown-frame count and the display size. A cell reads ``ok``,
-``N/T wrong`` (frames), ``error`` (the backend refuses the file: with a fallback the next backend takes over) or a
-short note. Broken files must fail with an error naming the file.
+``N/T wrong`` (frames), ``refused`` (the backend raises an error naming the file: with a fallback the next backend
+takes over) or a short note. Broken files must fail with an error naming the file.
 
 Needs Debian's ``ffmpeg`` (the command line) to make the clips. To measure a decord successor that installs under the
 same module name (``decord2``), put it first on ``PYTHONPATH`` and run with ``--backends decord``.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -41,8 +42,13 @@ def check(case, path: Path, backend: str, sampling: FrameSampling) -> str:
     try:
         dec = decode_video(path, times_fn, backend=backend, fallback=None)
     except VideoDecodeError as e:
-        detail = str(e).split(f"{backend}: ", 1)[-1].split("] ")[-1]  # decord's messages start with a clock
-        return "ok (error naming the file)" if case.broken and str(path) in str(e) else f"error: {detail[:60]}"
+        if case.broken:
+            return (
+                "ok (error naming the file)" if str(e).startswith(f"{path}: ") else f"**error without the file**: {e}"
+            )
+        detail = str(e).split(f"{backend}: ", 1)[-1].rstrip(")")
+        detail = re.sub(r"\[[\d:]+\] |\S+\.cc:\d+: |\[\S+\]|Check failed: ", "", detail).replace(str(path), "FILE")
+        return f"refused ({detail[:48].strip()}…)"
     if case.broken:
         return "**no error**"
     notes = []

@@ -215,3 +215,56 @@ def test_checkpoint_folder_follows_default_root_dir(tmp_path, tiny_model_dir, co
     cli = VideoR2CLI(args=args, run=False)
     dirs = [c.dirpath for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
     assert dirs == [str(tmp_path / "run" / "checkpoints")]
+
+
+# -- a parameter without optimizer state stays without (both kinds of checkpoint) ----------------------------------
+
+
+def _tiny_run() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2), torch.nn.Linear(2, 2))
+    groups = [{"params": [p for p in model.parameters() if p.ndim == 2]}]
+    groups.append({"params": [p for p in model.parameters() if p.ndim == 1], "weight_decay": 0.0})
+    return model, torch.optim.AdamW(groups, lr=0.1, weight_decay=0.1)
+
+
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, last_too: bool) -> None:
+    x = torch.arange(6.0).view(2, 3)
+    h = model[1](model[0](x))
+    loss = (model[2](h).sum() if last_too else h.sum()) ** 2  # without the last layer: it gets no gradient
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_parameter_without_optimizer_state_stays_without(tmp_path, kind):
+    """Saved after a step in which the last layer had no gradient; loaded by the sharded path (here unsharded, one
+    process): the state of the others is restored, the last layer has none, and the next step equals the
+    uninterrupted run's (torch would have given it a zero-gradient step, shifting Adam's bias correction)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    from lit_videor2.models.resharding import load_sharded
+
+    model, opt = _tiny_run()
+    _step(model, opt, last_too=False)
+    assert model[2].weight not in opt.state
+    path = tmp_path / "ckpt"
+    if kind == "file":
+        torch.save({"state_dict": model.state_dict(), "optimizer_states": [opt.state_dict()], "epoch": 0}, path)
+    else:
+        state = {"state_dict": get_model_state_dict(model), "optimizer_0": get_optimizer_state_dict(model, opt)}
+        dcp.save(state, checkpoint_id=path, no_dist=True)
+        torch.save({"epoch": 0}, path / "meta.pt")
+
+    resumed, resumed_opt = _tiny_run()
+    for p in resumed.parameters():
+        p.data.add_(1.0)  # other starting weights: the load must overwrite them
+    rest = load_sharded(path, resumed, [resumed_opt], weights_only=False)
+    assert rest["epoch"] == 0
+    assert resumed[2].weight not in resumed_opt.state and resumed[0].weight in resumed_opt.state
+    _step(model, opt, last_too=True)
+    _step(resumed, resumed_opt, last_too=True)
+    for a, b in zip(model.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)

@@ -169,7 +169,10 @@ def _cfr(n: int, fps: Fraction, first: int = 0) -> list[tuple[float, int]]:
     return [(float(i / fps), first + i) for i in range(n)]
 
 
-X264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+#: A keyframe every 12 frames (half a second; encoders default to about 10 s): the clips are short, and decoders
+#: must seek between keyframes on them as they do on long videos.
+GOP = ["-g", "12"]
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", *GOP]
 
 
 def cases() -> list[Case]:
@@ -195,18 +198,18 @@ def cases() -> list[Case]:
     cfr(
         "h264-open-gop-bframes", "opengop.mp4", [*X264, "-bf", "3", "-x264-params", "open-gop=1:keyint=12:min-keyint=4"]
     )
-    cfr("h264-10bit", "h264_10.mp4", ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p10le"])
-    cfr("h264-444", "h264_444.mp4", ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv444p"])
+    cfr("h264-10bit", "h264_10.mp4", [*X264, "-pix_fmt", "yuv420p10le"])
+    cfr("h264-444", "h264_444.mp4", [*X264, "-pix_fmt", "yuv444p"])
     cfr("h264-interlaced", "interlaced.mp4", [*X264, "-flags", "+ilme+ildct", "-x264-params", "interlaced=1:tff=1"])
     cfr("h264-29.97fps", "ntsc.mp4", X264, n=60, rate="30000/1001")
     cfr(
         "hevc-10bit",
         "hevc10.mp4",
-        ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error"],
+        ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", *GOP, "-x265-params", "log-level=error"],
     )
-    cfr("vp9-webm", "vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k"])
-    cfr("av1-mkv", "av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-pix_fmt", "yuv420p"], size=(192, 144))
-    cfr("mpeg4-avi-bframes", "xvid.avi", ["-c:v", "mpeg4", "-bf", "2", "-q:v", "3", "-vtag", "XVID"])
+    cfr("vp9-webm", "vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k", *GOP])
+    cfr("av1-mkv", "av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-pix_fmt", "yuv420p", *GOP])
+    cfr("mpeg4-avi-bframes", "xvid.avi", ["-c:v", "mpeg4", "-bf", "2", "-q:v", "3", "-vtag", "XVID", *GOP])
     cfr("prores-mov", "prores.mov", ["-c:v", "prores_ks", "-profile:v", "1", "-pix_fmt", "yuv422p10le"])
     cfr("mjpeg-avi", "mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"])
     cfr(
@@ -230,7 +233,7 @@ def cases() -> list[Case]:
 
     def webm_no_duration(p: Path) -> None:  # written to a pipe: no duration, no cues
         raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "24", "-i", "-"]
-        args = ["ffmpeg", "-hide_banner", "-loglevel", "error", *raw, "-c:v", "libvpx", "-b:v", "400k", "-f", "webm"]
+        args = ["ffmpeg", "-hide_banner", "-loglevel", "error", *raw, "-c:v", "libvpx", "-b:v", "400k", *GOP, "-f", "webm"]
         proc = subprocess.run([*args, "pipe:1"], input=_raw(48, w, h), capture_output=True, check=True)
         p.write_bytes(proc.stdout)
 

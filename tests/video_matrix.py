@@ -233,8 +233,10 @@ def cases() -> list[Case]:
 
     def webm_no_duration(p: Path) -> None:  # written to a pipe: no duration, no cues
         raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "24", "-i", "-"]
-        args = ["ffmpeg", "-hide_banner", "-loglevel", "error", *raw, "-c:v", "libvpx", "-b:v", "400k", *GOP, "-f", "webm"]
-        proc = subprocess.run([*args, "pipe:1"], input=_raw(48, w, h), capture_output=True, check=True)
+        codec = ["-c:v", "libvpx", "-b:v", "400k", *GOP, "-f", "webm", "pipe:1"]
+        proc = subprocess.run(["ffmpeg", "-loglevel", "error", *raw, *codec], input=_raw(48, w, h), capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ffmpeg (webm to a pipe) failed: {proc.stderr.decode(errors='replace')[-2000:]}")
         p.write_bytes(proc.stdout)
 
     out.append(Case("webm-no-duration", "nodur.webm", webm_no_duration, _cfr(48, Fraction(24)), (w, h), 2.0))

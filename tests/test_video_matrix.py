@@ -49,12 +49,15 @@ BACKENDS = [
 #: Where a backend other than the default is known to fail (docs/data.md, "Video backends"): ``error`` = refuses the
 #: file (a fallback takes over), ``wrong`` = returns frames other than those a player shows. Everything else is right.
 KNOWN = {
-    "torchcodec": {"mpeg4-avi-bframes": "error", "mpegts-nonzero-start": "error"},
+    "torchcodec": {"mpeg4-avi-bframes": "error", "mpeg2-ps-mpg": "error", "mpegts-nonzero-start": "error"},
     "decord": {
         "h264-open-gop-bframes": "wrong",
         "hevc-10bit": "wrong",
         "av1-mkv": "error",
         "mpeg4-avi-bframes": "error",
+        "mpeg2-ps-mpg": "wrong",
+        "theora-ogg": "error",
+        "gif": "error",
         "mpegts-nonzero-start": "wrong",
         "webm-no-duration": "error",
         "mp4-cut-edit-list": "wrong",

@@ -210,6 +210,12 @@ def cases() -> list[Case]:
     cfr("vp9-webm", "vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k", *GOP])
     cfr("av1-mkv", "av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-pix_fmt", "yuv420p", *GOP])
     cfr("mpeg4-avi-bframes", "xvid.avi", ["-c:v", "mpeg4", "-bf", "2", "-q:v", "3", "-vtag", "XVID", *GOP])
+    cfr("mpeg2-ps-mpg", "mpeg2.mpg", ["-c:v", "mpeg2video", "-bf", "2", "-q:v", "3", *GOP])
+    cfr("h264-mkv-bframes", "h264.mkv", [*X264, "-bf", "3"])
+    cfr("h264-flv", "h264.flv", [*X264, "-bf", "2"])
+    cfr("wmv2-asf", "wmv2.wmv", ["-c:v", "wmv2", "-q:v", "3", *GOP])
+    cfr("theora-ogg", "theora.ogv", ["-c:v", "libtheora", "-q:v", "7", *GOP])
+    cfr("gif", "anim.gif", [])
     cfr("prores-mov", "prores.mov", ["-c:v", "prores_ks", "-profile:v", "1", "-pix_fmt", "yuv422p10le"])
     cfr("mjpeg-avi", "mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"])
     cfr(
@@ -302,7 +308,7 @@ def cases() -> list[Case]:
 
 
 def broken_cases() -> list[Case]:
-    """Files that must fail with an error naming the file: truncated, empty, not a video."""
+    """Files that must fail with an error naming the file: truncated, without timestamps, empty, not a video."""
 
     def truncated(p: Path) -> None:
         src = p.with_name("whole.mp4")
@@ -312,6 +318,13 @@ def broken_cases() -> list[Case]:
 
     return [
         Case("truncated-mp4", "truncated.mp4", truncated, broken=True),
+        # A raw H.264 elementary stream: no container, so no timestamps to tell the frames' times.
+        Case(
+            "raw-h264-no-timestamps",
+            "raw.h264",
+            lambda p: encode(p, 48, "24", 192, 144, [*X264, "-f", "h264"]),
+            broken=True,
+        ),
         Case("empty-file", "empty.mp4", lambda p: p.write_bytes(b""), broken=True),
         Case("not-a-video", "notes.mp4", lambda p: p.write_text("these are not frames\n" * 50), broken=True),
     ]

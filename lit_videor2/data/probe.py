@@ -79,8 +79,13 @@ def scan_stream(container, stream, path: str) -> StreamScan:
     try:
         for packet in container.demux(stream):
             ts = packet.pts if packet.pts is not None else packet.dts
-            if ts is None:  # the demuxer's flush packet at the end
+            if ts is None and packet.size == 0:  # the demuxer's flush packet at the end
                 continue
+            if ts is None:
+                raise VideoDecodeError(
+                    f"{path}: the video packets carry no timestamps (a raw elementary stream?), so frame times are "
+                    f"unknown; put it in a container at its rate, e.g. ffmpeg -r 25 -i IN -c copy OUT.mp4"
+                )
             read += 1
             if packet.is_corrupt:
                 raise VideoDecodeError(f"{path}: packet {read} of the video stream is corrupt (file cut short?)")

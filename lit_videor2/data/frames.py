@@ -66,13 +66,6 @@ class Frames:
     cache_key: str | None = None
     """The frame cache key of these frames (None when the cache is off); keys the processor cache."""
 
-    @property
-    def interval(self) -> float:
-        """The sampling interval: ``duration / T`` seconds between target times (what the processor is told, as
-        Qwen2/2.5-VL take one constant interval; each real time is within one source frame of its target on a
-        constant-rate video)."""
-        return self.duration / len(self.times)
-
 
 def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
     """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, h, w]`` (bicubic, antialiased; no-op when the size matches).

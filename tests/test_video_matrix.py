@@ -49,7 +49,12 @@ BACKENDS = [
 #: Where a backend other than the default is known to fail (docs/data.md, "Video backends"): ``error`` = refuses the
 #: file (a fallback takes over), ``wrong`` = returns frames other than those a player shows. Everything else is right.
 KNOWN = {
-    "torchcodec": {"mpeg4-avi-bframes": "error", "mpeg2-ps-mpg": "error", "mpegts-nonzero-start": "error"},
+    "torchcodec": {
+        "mpeg4-avi-bframes": "error",
+        "mpeg2-ps-mpg": "error",
+        "mpegts-nonzero-start": "error",
+        "mpegts-cut-open-gop": "error",
+    },
     "decord": {
         "h264-open-gop-bframes": "wrong",
         "hevc-10bit": "wrong",
@@ -61,6 +66,8 @@ KNOWN = {
         "mpegts-nonzero-start": "wrong",
         "webm-no-duration": "error",
         "mp4-cut-edit-list": "wrong",
+        "mpegts-cut-open-gop": "wrong",
+        "matroska-cut-open-gop": "wrong",
         "two-video-streams": "wrong",
     },
 }

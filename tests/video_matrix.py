@@ -255,6 +255,27 @@ def cases() -> list[Case]:
 
     out.append(Case("mp4-cut-edit-list", "cut.mp4", cut, _cfr(65, Fraction(25), first=35), (w, h), 2.6))
 
+    # Cuts without re-encoding of an open-GOP MPEG-TS (as broadcast recordings are cut) into MPEG-TS and Matroska,
+    # which have no edit lists: the leading picture of the first GOP refers to a frame that was cut away, so decoders
+    # drop it and players start at the keyframe (frame 36 of the source at 24 fps).
+    def open_gop_cut(p: Path, fmt: str) -> None:
+        src = p.with_name(f"opengop_src_{fmt}.ts")
+        gop = ["-bf", "3", "-x264-params", "open-gop=1:keyint=12:min-keyint=12:scenecut=0"]
+        encode(src, 96, "24", w, h, [*X264, *gop, "-f", "mpegts"])
+        _run(["-ss", "1.3", "-i", str(src), "-c", "copy", "-f", fmt, str(p)])
+
+    for fmt, file in (("mpegts", "cut_open_gop.ts"), ("matroska", "cut_open_gop.mkv")):
+        out.append(
+            Case(
+                f"{fmt}-cut-open-gop",
+                file,
+                lambda p, fmt=fmt: open_gop_cut(p, fmt),
+                _cfr(60, Fraction(24), first=36),
+                (w, h),
+                2.5,
+            )
+        )
+
     # Two video streams: the first flagged default and the second larger (a "best stream" by size picks it); then
     # the same with the default flag on the second stream, which is the one players show.
     def two_streams(p: Path, default: int) -> None:

@@ -4,7 +4,9 @@ turned and stretched. No pixels are decoded here except one frame for the rotati
 * **Stream**: the video stream flagged default, else the first video stream that is not cover art (an attached
   picture), as players choose; not the "best" stream by size or bitrate.
 * **Timeline**: the presentation timestamps of the stream's packets, read by demuxing (cheap: no decoding), in
-  presentation order. Packets an MP4 edit list hides (FFmpeg marks them *discard*) and empty packets are left out;
+  presentation order. Packets an MP4 edit list hides (FFmpeg marks them *discard*), empty packets, and frames that
+  cannot be decoded because they come before the first keyframe (in decoding order, or in time: the leading
+  pictures of an open GOP at the start of a cut) are left out;
   times count from the first shown frame, so streams whose clock starts late (MPEG-TS, fragmented MP4, cut clips)
   start at 0. A packet without a presentation timestamp (AVI) uses its decoding timestamp.
 * **Pixel aspect**: the stream's sample aspect ratio (non-square pixels are widened to the display aspect later).
@@ -52,7 +54,8 @@ class StreamScan:
     pts: np.ndarray
     """``int64 [N]`` presentation timestamps of the shown frames, ascending."""
     keyframes: np.ndarray
-    """``int64 [K]`` presentation timestamps of the shown keyframes, ascending (where decoding can start)."""
+    """``int64 [K]`` presentation timestamps of the keyframes (hidden ones included), ascending: where decoding can
+    start."""
     end: int
     """Presentation timestamp where the last shown frame ends."""
     sample_aspect: Fraction
@@ -74,7 +77,7 @@ def scan_stream(container, stream, path: str) -> StreamScan:
     Raises :class:`VideoDecodeError` naming the file when the stream has no shown frame, when reading it fails or
     meets a corrupt packet, or when it holds fewer frames than its header lists (a file cut short).
     """
-    pts, keys, ends = [], [], []
+    entries: list[tuple[int, int, bool, bool]] = []  # (pts, end, keyframe, shown) of each packet, in decoding order
     read = 0  # packets with a timestamp, hidden ones included (what the header counts)
     try:
         for packet in container.demux(stream):
@@ -89,12 +92,8 @@ def scan_stream(container, stream, path: str) -> StreamScan:
             read += 1
             if packet.is_corrupt:
                 raise VideoDecodeError(f"{path}: packet {read} of the video stream is corrupt (file cut short?)")
-            if packet.size == 0 or packet.is_discard:  # a dropped frame; pre-roll hidden by an edit list
-                continue
-            pts.append(ts)
-            ends.append(ts + (packet.duration or 0))
-            if packet.is_keyframe:
-                keys.append(ts)
+            if packet.size > 0:  # not a dropped frame; pre-roll an edit list hides is decoded but not shown
+                entries.append((ts, ts + (packet.duration or 0), bool(packet.is_keyframe), not packet.is_discard))
     except VideoDecodeError:
         raise
     except Exception as e:  # noqa: BLE001 - PyAV raises many types on cut or corrupt files
@@ -103,20 +102,27 @@ def scan_stream(container, stream, path: str) -> StreamScan:
         raise VideoDecodeError(
             f"{path}: truncated: the header lists {stream.frames} frames, only {read} are in the file"
         )
-    if not pts:
+    keys = [ts for ts, _, key, _ in entries if key]
+    if keys:
+        # Frames before the first keyframe, in decoding order or in time (the leading pictures of an open GOP at the
+        # start of a cut without re-encoding, in MPEG-TS or Matroska), refer to frames that are not in the file:
+        # decoders drop them and players never show them.
+        first = next(i for i, e in enumerate(entries) if e[2])
+        entries = [e for e in entries[first:] if e[0] >= keys[0]]
+    shown = [e for e in entries if e[3]]
+    if not shown:
         raise VideoDecodeError(f"{path}: the video stream has no frames")
-    p = np.unique(np.asarray(pts, dtype=np.int64))
+    p = np.unique(np.asarray([ts for ts, _, _, _ in shown], dtype=np.int64))
     gaps = np.diff(p)
-    last = int(np.median(gaps)) if len(gaps) else 1
-    end = max(ends)
+    end = max(e[1] for e in shown)
     if end <= p[-1]:  # packets without durations: the last frame lasts as long as a typical one
-        end = int(p[-1]) + last
+        end = int(p[-1]) + (int(np.median(gaps)) if len(gaps) else 1)
     sar = stream.sample_aspect_ratio
     return StreamScan(
         index=stream.index,
         time_base=Fraction(stream.time_base),
         pts=p,
-        keyframes=np.unique(np.asarray(keys or [p[0]], dtype=np.int64)),
+        keyframes=np.unique(np.asarray(keys or [p[0]], dtype=np.int64)),  # no flags: decode from the start
         end=int(end),
         sample_aspect=Fraction(sar) if sar and sar > 0 else Fraction(1),
     )

@@ -25,7 +25,7 @@ def test_resume_skips_exactly_the_consumed_samples(shuffle, done):
     order = list(full)
     assert sorted(order) == data and (order != data) == shuffle
     resumed = ResumableSampler(data, shuffle=shuffle, seed=7)
-    resumed.resume(epoch=2, samples_done=done)
+    resumed.resume(epoch=2, start=done)
     resumed.set_epoch(2)
     assert list(resumed) == order[done:]  # (len() semantics while resuming belong to the sampler's owner)
     assert list(resumed) == order  # only the first pass over the resumed epoch is shortened
@@ -35,7 +35,7 @@ def test_resume_skips_exactly_the_consumed_samples(shuffle, done):
 
 def test_resume_for_another_epoch_does_not_skip():
     s = ResumableSampler(list(range(10)), seed=1)
-    s.resume(epoch=1, samples_done=4)
+    s.resume(epoch=1, start=4)
     assert len(list(s)) == 10  # epoch 0 is untouched
     s.set_epoch(1)
     assert len(list(s)) == 6
@@ -49,7 +49,7 @@ def test_rank_slicing_partitions_each_epoch():
     assert set().union(*parts) == set(data)
     single = list(ResumableSampler(data, seed=0))
     assert [single[i] for i in range(0, 10, 3)] == parts[0][: len(range(0, 10, 3))]  # same permutation, strided
-    ranks[1].resume(0, 2)
+    ranks[1].resume(0, 2 * 3)  # every rank took 2: the first 6 positions of the epoch's order are consumed
     assert list(ranks[1]) == parts[1][2:]
 
 

@@ -15,8 +15,10 @@ turned and stretched. No pixels are decoded here except one frame for the rotati
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -129,7 +131,21 @@ def scan_stream(container, stream, path: str) -> StreamScan:
 
 
 def probe(path: str) -> StreamScan:
-    """Open ``path`` with PyAV and scan the stream a player shows (see the module docstring)."""
+    """Open ``path`` with PyAV and scan the stream a player shows (see the module docstring).
+
+    Scans are kept per process for the last :data:`PROBE_CACHE_SIZE` files (keyed by path, size and modification
+    time), so a video seen again in a later epoch is not demuxed twice.
+    """
+    st = os.stat(path)
+    return _probe(path, st.st_size, st.st_mtime_ns)
+
+
+#: Scans kept per process (a long video's scan is a few bytes per frame).
+PROBE_CACHE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=PROBE_CACHE_SIZE)
+def _probe(path: str, size: int, mtime_ns: int) -> StreamScan:
     import av
 
     try:

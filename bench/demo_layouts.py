@@ -129,7 +129,7 @@ def code_checks(model, tok, batch, kw) -> dict[str, float]:
         "greedy = generate() on full rows %": 100.0 * sum(same_full) / len(same_full),
         "greedy = one prompt alone %": 100.0 * sum(same_single) / len(same_single),
         "positions = plain rule %": 100.0 * sum(pos_ok) / len(pos_ok),
-        "log-prob max |diff| (4 paths)": diff,
+        "log-prob max abs diff (4 paths)": diff,
         "prompt tokens (incl. padding)": float(prompt.length),
         "video tokens": float(tokens_per_video[0]),
         "largest prompt position": max(t_max),
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from lit_videor2.models.hub import load_processor
     from lit_videor2.rollout.decoding import special_token_kwargs
 
-    tok = load_processor(args.reference)
+    tok = load_processor(args.reference).tokenizer
     reference = load(args.reference)
     kw = special_token_kwargs(reference, tok)
     results = []

@@ -45,7 +45,7 @@ def _completion(kind: int, answer: str, options) -> str:
 
 
 def _fake_generation(order: list[str]):
-    def generate(model, tokenizer, batch, settings, synced=False):
+    def generate(model, tokenizer, batch, settings, synced=False, gather_for_generation=True):
         cols = batch["columns"]
         texts = [
             _completion(order.index(rid), ans, opts)

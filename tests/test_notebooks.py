@@ -94,7 +94,10 @@ def test_quickstart_then_analysis(tmp_path, monkeypatch):
     assert not analysis.exists()
     assert f"16 predictions from {quickstart}" in stdout(nb)
     assert len(outputs(nb, "image/png")) >= 2  # TAC and VAS/TAR figures (+ frames when timestamps are cited)
-    assert any("reasoning concludes" in h for h in outputs(nb, "text/html"))
+    # The table of inconsistent samples is shown whenever there is one; the demo GRPO model (trained on both frame
+    # layouts since issue 21) may have none among its 16 predictions, and the notebook then says so.
+    shown = any("reasoning concludes" in h for h in outputs(nb, "text/html"))
+    assert shown != ("0 of 16 samples are inconsistent" in stdout(nb))
 
 
 @pytest.mark.slow

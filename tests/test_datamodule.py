@@ -11,6 +11,7 @@ import torch
 from lit_videor2.data.datamodule import VideoDataModule
 from lit_videor2.data.decoding import VideoDecodeError
 from lit_videor2.data.sampler import ResumableSampler
+from lit_videor2.data.sampling import FrameSampling
 from tests.fixtures import SMALL, SMALL_QWEN3, processors, synth_dir, tiny_model_dir, tiny_models  # noqa: F401
 
 # ------------------------------------------------------------------------------------------------ sampler
@@ -222,3 +223,18 @@ def test_forward_other_archs(arch, synth_dir, tiny_models):  # noqa: F811
         out = model(**_model_inputs(batch), labels=batch["labels"])
     assert torch.isfinite(out.loss)
     assert out.logits.shape[:2] == batch["input_ids"].shape
+
+
+def test_a_validation_set_without_a_file_reads_val_file(synth_dir, tiny_model_dir):  # noqa: F811
+    """``val_benchmarks`` entries without ``file`` follow ``val_file`` (so ``--data.val_file`` swaps them too); a test
+    benchmark without a file is an error naming it."""
+    from lit_videor2.data.benchmark import Benchmark
+    from lit_videor2.data.schema import RecordError
+
+    other = FrameSampling(fps=2.0, min_frames=2, max_frames=8, min_pixels=56 * 56, max_pixels=56 * 56)
+    dm = _dm(synth_dir, tiny_model_dir, val_benchmarks=[Benchmark(name="2fps", sampling=other)])
+    dm.setup("validate")
+    n = len(json.loads((synth_dir / "val.json").read_text()))
+    assert len(dm.datasets["val"]) == 2 * n
+    with pytest.raises(RecordError, match=r"benchmark 'nofile': no annotation file"):
+        _dm(synth_dir, tiny_model_dir, benchmarks=[Benchmark(name="nofile")]).setup("test")

@@ -18,8 +18,10 @@ class Benchmark:
 
     name: str
     """Short name used in the predictions file and the tables (``MVBench``)."""
-    file: str
-    """Annotation file in the project schema (Video-R2 or Video-R1 JSON/JSONL)."""
+    file: str | None = None
+    """Annotation file in the project schema (Video-R2 or Video-R1 JSON/JSONL). Required for test benchmarks; a
+    validation set (``val_benchmarks``) without one reads the data module's ``val_file`` (so swapping ``val_file``
+    swaps it too)."""
     video_root: str | None = None
     """Folder the records' video paths are relative to (default: the data module's ``video_root``, else the
     annotation file's folder)."""

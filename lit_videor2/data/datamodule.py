@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -104,7 +105,7 @@ class VideoDataModule(L.LightningDataModule):
                 assignment, the same in every epoch and on any number of ranks, so a GRPO batch mixes frame layouts
                 as real videos of different lengths do (e.g. 2 fps/8 frames and 4 fps/16 frames).
             val_benchmarks: More validation sets, validated after ``val_file`` in the same loop, each with its own
-                file and frame settings (e.g. ``val_file`` again at another frame rate). Their records carry the
+                file and frame settings (without a ``file``: ``val_file`` again, e.g. at another frame rate). Their records carry the
                 column ``benchmark``; generation-based validation logs each as ``val/<name>/<metric>`` beside the
                 ``val/<metric>`` of ``val_file``.
         """
@@ -213,7 +214,10 @@ class VideoDataModule(L.LightningDataModule):
             return VideoDataset(report.records, root, self.make_frame_loader(self.train_sampling[0]), self.on_error)
         if split == "val" and self.val_benchmarks:
             own = VideoDataset(report.records, root, self.frame_loader, self.on_error)
-            extra = [self.build_benchmark_dataset(b, skip_finished=False) for b in self.val_benchmarks]
+            extra = [
+                self.build_benchmark_dataset(b if b.file else replace(b, file=self.files["val"]), skip_finished=False)
+                for b in self.val_benchmarks
+            ]
             return ConcatVideoDataset([own, *extra])
         return VideoDataset(report.records, root, self.frame_loader, self.on_error)
 
@@ -240,6 +244,8 @@ class VideoDataModule(L.LightningDataModule):
     def build_benchmark_dataset(self, benchmark: Benchmark, skip_finished: bool = True) -> VideoDataset:
         """Records of one benchmark, tagged with ``benchmark``/``group``, minus those the module has finished
         (``skip_finished``: test resume; validation sets keep every record)."""
+        if not benchmark.file:
+            raise RecordError(f"benchmark {benchmark.name!r}: no annotation file (set its 'file')")
         report = load_records(benchmark.file, self.on_error)
         self.skipped_details[benchmark.name] = list(report.skipped)
         if not report.records:

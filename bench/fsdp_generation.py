@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,38 +42,10 @@ import torch.distributed as dist  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpo_step import make_frames, make_prompt  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.collectives import count_all_gathers  # noqa: E402
+
 WORLD = 2
-ALL_GATHER_FUNCTIONS = ("all_gather_single", "all_gather_into_tensor", "_all_gather_base", "all_gather")
-
-
-@contextmanager
-def count_all_gathers():
-    """Wrap ``torch.distributed``'s all-gather functions in this process; yields ``{"calls", "bytes"}`` (bytes of
-    the gathered outputs; outermost calls only)."""
-    count, depth = {"calls": 0, "bytes": 0}, [0]
-    originals = {n: getattr(dist, n) for n in ALL_GATHER_FUNCTIONS if hasattr(dist, n)}
-
-    def wrap(fn):
-        def counted(output, *args, **kwargs):
-            if depth[0] == 0:
-                outs = output if isinstance(output, (list, tuple)) else [output]
-                count["calls"] += 1
-                count["bytes"] += sum(t.numel() * t.element_size() for t in outs)
-            depth[0] += 1
-            try:
-                return fn(output, *args, **kwargs)
-            finally:
-                depth[0] -= 1
-
-        return counted
-
-    for name, fn in originals.items():
-        setattr(dist, name, wrap(fn))
-    try:
-        yield count
-    finally:
-        for name, fn in originals.items():
-            setattr(dist, name, fn)
 
 
 def grpo_step(policy, reference, optimizer, prompt, eos, args, new_tokens: int, gather: bool) -> dict[str, float]:
@@ -108,7 +79,7 @@ def grpo_step(policy, reference, optimizer, prompt, eos, args, new_tokens: int, 
     optimizer.zero_grad(set_to_none=True)
     t2 = time.perf_counter()
     assert rollout.completion_ids.shape == (args.group_size, new_tokens)
-    return {"rollout": t1 - t0, "step": t2 - t0, "gathers": gathers["calls"], "gather_bytes": gathers["bytes"]}
+    return {"rollout": t1 - t0, "step": t2 - t0, "gathers": gathers.calls, "gather_bytes": gathers.bytes}
 
 
 def _init_root(model, tokenizer) -> None:

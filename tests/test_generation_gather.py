@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import lightning as L
@@ -34,50 +34,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from tests.collectives import count_all_gathers  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 WORLD, G, SHORT, LONG = 2, 2, 3, 9
-#: ``torch.distributed`` entry points an all-gather can go through (FSDP2 in torch 2.14 calls ``all_gather_single``).
-ALL_GATHER_FUNCTIONS = ("all_gather_single", "all_gather_into_tensor", "_all_gather_base", "all_gather")
-
-
-class GatherCount:
-    """All-gathers issued (outermost calls only) and the bytes of their gathered outputs."""
-
-    def __init__(self) -> None:
-        self.calls, self.bytes = 0, 0
-
-
-@contextmanager
-def count_all_gathers():
-    """Wrap ``torch.distributed``'s all-gather functions in this process; yields a :class:`GatherCount`."""
-    count, depth, originals = (
-        GatherCount(),
-        [0],
-        {n: getattr(dist, n) for n in ALL_GATHER_FUNCTIONS if hasattr(dist, n)},
-    )
-
-    def wrap(fn):
-        def counted(output, *args, **kwargs):
-            if depth[0] == 0:  # one entry point may call another: count the call the caller made
-                count.calls += 1
-                outs = output if isinstance(output, (list, tuple)) else [output]
-                count.bytes += sum(t.numel() * t.element_size() for t in outs)
-            depth[0] += 1
-            try:
-                return fn(output, *args, **kwargs)
-            finally:
-                depth[0] -= 1
-
-        return counted
-
-    for name, fn in originals.items():
-        setattr(dist, name, wrap(fn))
-    try:
-        yield count
-    finally:
-        for name, fn in originals.items():
-            setattr(dist, name, fn)
 
 
 def _prompt(processor, rank: int):
@@ -91,7 +52,7 @@ def _prompt(processor, rank: int):
     n, fps = (8, 2.0) if rank == 0 else (4, 1.0)
     frames = torch.randint(0, 256, (n, 3, 56, 56), dtype=torch.uint8, generator=torch.Generator().manual_seed(rank))
     record = VideoRecord(id=f"r{rank}", video="v.mp4", question="Which shape appears first?" * (rank + 1), answer="A")
-    sample = VideoSample(record, Frames(frames, list(range(n)), fps, n, "test"))
+    sample = VideoSample(record, Frames(frames, [i / fps for i in range(n)], n / fps, "test"))
     return PromptBatch.from_collated(VideoCollator(processor, "prompt")([sample]))
 
 

@@ -26,42 +26,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_videor2.data.decoding import VideoDecodeError, decode_video  # noqa: E402
 from lit_videor2.data.sampling import FrameSampling, sample_times  # noqa: E402
-from tests.video_matrix import broken_cases, cases, ffmpeg_available, frame_problems  # noqa: E402
+from tests.video_matrix import backend_outcome, broken_cases, cases, ffmpeg_available  # noqa: E402
 
 
 def check(case, path: Path, backend: str, sampling: FrameSampling) -> str:
     """One cell of the table: 'ok' or what is wrong."""
-    targets: list[float] = []
-
-    def times_fn(timeline):
-        targets.extend(sample_times(timeline.num_frames, timeline.duration, sampling))
-        return targets
-
-    try:
-        dec = decode_video(path, times_fn, backend=backend, fallback=None)
-    except VideoDecodeError as e:
+    out = backend_outcome(case, path, backend, lambda tl: sample_times(tl.num_frames, tl.duration, sampling))
+    if out.kind == "error":
         if case.broken:
             return (
-                "ok (error naming the file)" if str(e).startswith(f"{path}: ") else f"**error without the file**: {e}"
+                "ok (error naming the file)"
+                if out.error.startswith(f"{path}: ")
+                else f"**error without the file**: {out.error}"
             )
-        detail = str(e).split(f"{backend}: ", 1)[-1].rstrip(")")
+        detail = out.error.split(f"{backend}: ", 1)[-1].rstrip(")")
         detail = re.sub(r"\[[\d:]+\] |\S+\.cc:\d+: |\[\S+\]|Check failed: ", "", detail).replace(str(path), "FILE")
         return f"refused ({detail[:48].strip()}…)"
     if case.broken:
         return "**no error**"
-    notes = []
-    wrong = frame_problems(case, dec.frames, dec.times, targets)
-    if wrong:
-        notes.append(f"**{len(wrong)}/{len(targets)} wrong**")
-    if dec.num_frames != len(case.shown):
-        notes.append(f"{dec.num_frames} frames (shows {len(case.shown)})")
-    if abs(dec.duration - case.duration) > 0.02:
-        notes.append(f"{dec.duration:.2f} s (shows {case.duration:.2f} s)")
-    if dec.display_hw != (case.display[1], case.display[0]):
-        notes.append(f"{dec.display_hw[1]}x{dec.display_hw[0]} (shows {case.display[0]}x{case.display[1]})")
-    return "; ".join(notes) or "ok"
+    wrong = [f"**{len(out.wrong_frames)}/{out.targets} wrong**"] if out.wrong_frames else []
+    return "; ".join(wrong + out.notes) or "ok"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,16 +9,18 @@ must be right on every case; the other backends must behave as ``docs/data.md``'
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
 
 import numpy as np
 import pytest
 
 from lit_videor2.data.datamodule import VideoDataModule
-from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError, decode_video
+from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError
 from lit_videor2.data.sampling import FrameSampling, sample_times
 from tests.fixtures import tiny_model_dir, tiny_models  # noqa: F401
-from tests.video_matrix import broken_cases, cases, ffmpeg_available, frame_problems
+from tests.video_matrix import backend_outcome, broken_cases, cases, decode_at, ffmpeg_available, frame_problems
 
 #: CI sets LIT_VIDEOR2_REQUIRE_FFMPEG=1: without the ffmpeg command line these tests then fail instead of skipping.
 pytestmark = pytest.mark.skipif(
@@ -87,16 +89,6 @@ def clips(tmp_path_factory):
     return get
 
 
-def _decode(path, backend, targets_of):
-    targets: list[float] = []
-
-    def times_fn(timeline):
-        targets.extend(targets_of(timeline))
-        return targets
-
-    return decode_video(path, times_fn, backend=backend, fallback=None), targets
-
-
 def _grid(timeline):
     return sample_times(timeline.num_frames, timeline.duration, DENSE)
 
@@ -106,19 +98,6 @@ def _mid_frame(timeline):
     return (timeline.times[:-1] + np.diff(timeline.times) / 3).tolist()[::2]
 
 
-def _outcome(case, path, backend) -> tuple[str, list[str]]:
-    try:
-        dec, targets = _decode(path, backend, _grid)
-    except VideoDecodeError as e:
-        return "error", [str(e)]
-    problems = frame_problems(case, dec.frames, dec.times, targets)
-    if dec.num_frames != len(case.shown) or abs(dec.duration - case.duration) > 0.02:
-        problems.append(f"{dec.num_frames} frames over {dec.duration:.3f} s")
-    if dec.display_hw != (case.display[1], case.display[0]):
-        problems.append(f"display {dec.display_hw}")
-    return ("wrong" if problems else "ok"), problems
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_default_backend_returns_what_a_player_shows(clips, name):
     """The default backend: every frame is the one on screen at its target, reported at its own time; the shown-frame
@@ -126,7 +105,7 @@ def test_default_backend_returns_what_a_player_shows(clips, name):
     case = CASES[name]
     path = clips(case)
     for targets_of in (_grid, _mid_frame):
-        dec, targets = _decode(path, DEFAULT_BACKEND, targets_of)
+        dec, targets = decode_at(path, DEFAULT_BACKEND, targets_of)
         assert len(dec.frames) == len(targets) >= 8
         assert frame_problems(case, dec.frames, dec.times, targets) == []
         assert dec.num_frames == len(case.shown)
@@ -140,11 +119,11 @@ def test_default_backend_returns_what_a_player_shows(clips, name):
 def test_every_backend_behaves_as_documented(clips, backend, name):
     """Each backend on each case: right, or the documented refusal / wrong frames (never silently something else)."""
     case = CASES[name]
-    outcome, problems = _outcome(case, clips(case), backend)
+    outcome = backend_outcome(case, clips(case), backend, _grid)
     expected = KNOWN.get(backend, {}).get(name, "ok")
-    assert outcome == expected, problems[:3]
-    if outcome == "error":
-        assert str(clips(case)) in problems[0]  # the error names the file
+    assert outcome.kind == expected, (outcome.error, outcome.wrong_frames[:3], outcome.notes)
+    if outcome.kind == "error":
+        assert str(clips(case)) in outcome.error  # the error names the file
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -152,7 +131,7 @@ def test_every_backend_behaves_as_documented(clips, backend, name):
 def test_broken_files_fail_naming_the_file(clips, backend, name):
     path = clips(BROKEN[name])
     with pytest.raises(VideoDecodeError, match=rf"^{path}: "):
-        _decode(path, backend, _grid)
+        decode_at(path, backend, _grid)
 
 
 @pytest.mark.parametrize(
@@ -178,15 +157,13 @@ def test_frame_loader_as_the_data_module_builds_it(clips, tiny_model_dir, name):
 def test_real_times_reach_the_processor(clips, tiny_models, arch):  # noqa: F811
     """On a variable-rate clip the batch's ``frame_times`` are the frames' own times, Qwen3-VL stamps each frame pair
     with them, and Qwen2.5-VL gets the sampling interval as seconds per temporal patch."""
-    import re
-
     case = CASES["variable-rate-phone"]
     path = clips(case)
     records = [{"id": "vfr", "video": str(path), "conversations": [
         {"from": "human", "value": "<video>\nWhich frame?\nA. one\nB. two"}, {"from": "gpt", "value": "<answer>A</answer>"}
     ]}]  # fmt: skip
     ann = path.with_name(f"vfr_{arch}.json")
-    ann.write_text(__import__("json").dumps(records))
+    ann.write_text(json.dumps(records))
     pixels = (112 * 112) if arch == "qwen2_5_vl" else (128 * 128)
     sampling = FrameSampling(fps=4.0, min_pixels=pixels, max_pixels=pixels)
     dm = VideoDataModule(processor=str(tiny_models(arch)), test_file=str(ann), sampling=sampling, num_workers=0)
@@ -234,6 +211,6 @@ def test_a_seek_that_lands_late_is_redone_from_the_start(clips, monkeypatch):
         return decode_pts(_LateSeeks(container, gop), stream, scan, wanted, path, seek=seek)
 
     monkeypatch.setattr(decoding, "_decode_pts", late)
-    dec, targets = _decode(clips(case), "pyav", _grid)
+    dec, targets = decode_at(clips(case), "pyav", _grid)
     assert calls == [True, False]
     assert frame_problems(case, dec.frames, dec.times, targets) == []

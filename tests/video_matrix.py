@@ -384,3 +384,49 @@ def frame_problems(case: Case, frames, times: list[float], targets: list[float])
             # (a target on a frame's start, where 1 ms clocks round, may show the frame before)
             problems.append(f"frame {k}: at {target:.3f} s a player shows frame {want}, got frame {got}")
     return problems
+
+
+def decode_at(path: Path, backend: str, targets_of: Callable) -> tuple:
+    """``decode_video`` of ``path`` with ``backend`` (no fallback) at ``targets_of(timeline)``; returns the decoded
+    video and the target times."""
+    from lit_videor2.data.decoding import decode_video
+
+    targets: list[float] = []
+
+    def times_fn(timeline):
+        targets.extend(targets_of(timeline))
+        return targets
+
+    return decode_video(path, times_fn, backend=backend, fallback=None), targets
+
+
+@dataclass
+class Outcome:
+    """How one backend did on one case: ``ok``, ``wrong`` (frames or stream facts not a player's) or ``error``."""
+
+    kind: str
+    wrong_frames: list[str] = field(default_factory=list)
+    """:func:`frame_problems` of the returned frames."""
+    notes: list[str] = field(default_factory=list)
+    """Shown-frame count, duration or display size that differ from the player's."""
+    targets: int = 0
+    error: str = ""
+
+
+def backend_outcome(case: Case, path: Path, backend: str, targets_of: Callable) -> Outcome:
+    """Decode ``case`` with ``backend`` at ``targets_of`` and check everything a player would show."""
+    from lit_videor2.data.decoding import VideoDecodeError
+
+    try:
+        dec, targets = decode_at(path, backend, targets_of)
+    except VideoDecodeError as e:
+        return Outcome("error", error=str(e))
+    wrong = frame_problems(case, dec.frames, dec.times, targets)
+    notes = []
+    if dec.num_frames != len(case.shown):
+        notes.append(f"{dec.num_frames} frames (shows {len(case.shown)})")
+    if abs(dec.duration - case.duration) > 0.02:
+        notes.append(f"{dec.duration:.2f} s (shows {case.duration:.2f} s)")
+    if dec.display_hw != (case.display[1], case.display[0]):
+        notes.append(f"{dec.display_hw[1]}x{dec.display_hw[0]} (shows {case.display[0]}x{case.display[1]})")
+    return Outcome("wrong" if wrong or notes else "ok", wrong, notes, len(targets))

@@ -259,6 +259,19 @@ def test_qwen3_vl_keeps_the_models_own_rule(tiny_models, processors):
     own, own_deltas = model.model.get_rope_index(args[0], args[2], video_grid_thw=args[3], attention_mask=args[1])
     torch.testing.assert_close(pos, own, rtol=0, atol=0)
     torch.testing.assert_close(deltas, own_deltas, rtol=0, atol=0)
+    # ... and the model's own rule is the original Qwen3-VL one (checked on transformers 5.24 and 5.25; see
+    # bench/rope_rule.py): each frame pair a block of temporal size 1 after its "<t seconds>" stamp, text resuming
+    # at the block's largest position + 1; so a release that changes it fails here
+    grids = args[3].repeat_interleave(args[3][:, 0], dim=0)
+    grids[:, 0] = 1
+    original, original_deltas = mrope_positions(
+        args[2],
+        spatial_merge_size=model.config.vision_config.spatial_merge_size,
+        video_grid_thw=grids,
+        attention_mask=args[1],
+    )
+    torch.testing.assert_close(pos * args[1], original, rtol=0, atol=0)
+    torch.testing.assert_close(deltas, original_deltas, rtol=0, atol=0)
 
 
 # ------------------------------------------------------- what reaches the language model: SFT, GRPO and `test`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from transformers.video_utils import VideoMetadata
 from lit_videor2.data.records import REASONING_INSTRUCTION
 from lit_videor2.demo.tiny import build_tiny_model, model_class, tiny_model_main
 from lit_videor2.demo.tiny_configs import ARCHS, default_tiny_kwargs
+from lit_videor2.models.rope import mrope_positions
+from lit_videor2.models.vision import rope_positions
 
 PROCESSOR_CLASS = {"qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen2_vl": "Qwen2VLProcessor", "qwen3_vl": "Qwen3VLProcessor"}
 VIDEO_PROCESSOR_CLASS = {
@@ -163,12 +166,38 @@ def test_video_forward_backward(tiny):
     else:
         assert "second_per_grid_ts" not in inputs
     if arch == "qwen3_vl":
-        # one "<t seconds>" + vision block per frame pair; t = mean time of the pair (0 and 1 s -> 0.5 s)
-        frame_block = "<|vision_start|>" + "<|video_pad|>" * (n_video // 4) + "<|vision_end|>"
-        blocks = "".join(f"<{t:.1f} seconds>{frame_block}" for t in (0.5, 2.5, 4.5, 6.5))
-        assert "<|vision_start|>" + blocks + "<|vision_end|>" in text  # 5.24 keeps the template's outer pair
+        # One "<t seconds>" stamp and one vision block per frame pair, t = mean time of the pair (0 and 1 s -> 0.5 s),
+        # each block holding a quarter of the video tokens. Whether the template's own <|vision_start|> ...
+        # <|vision_end|> pair stays around the blocks is a release detail (5.24 keeps it, 5.25 drops it): not checked.
+        stamped = re.findall(r"<(\d+\.\d) seconds><\|vision_start\|>((?:<\|video_pad\|>)+)<\|vision_end\|>", text)
+        assert [t for t, _ in stamped] == ["0.5", "2.5", "4.5", "6.5"]
+        assert [len(pads) // len("<|video_pad|>") for _, pads in stamped] == [n_video // 4] * 4
+        assert len(re.findall(r"<\d+\.\d seconds>", text)) == 4  # no other stamp
+        # positions by the original Qwen3-VL rule: each frame pair a block of temporal size 1 after its stamp
+        grids = inputs["video_grid_thw"].repeat_interleave(inputs["video_grid_thw"][:, 0], dim=0)
+        grids[:, 0] = 1
+        original, _ = mrope_positions(
+            inputs["mm_token_type_ids"], spatial_merge_size=merge, video_grid_thw=grids, attention_mask=None
+        )
     else:
         assert "<|vision_start|>" + "<|video_pad|>" * n_video + "<|vision_end|>" in text
+        tps = model.config.vision_config.tokens_per_second if arch == "qwen2_5_vl" else None
+        original, _ = mrope_positions(
+            inputs["mm_token_type_ids"],
+            spatial_merge_size=merge,
+            video_grid_thw=inputs["video_grid_thw"],
+            second_per_grid_ts=inputs.get("second_per_grid_ts"),
+            tokens_per_second=tps,
+        )
+    positions, _ = rope_positions(
+        model,
+        inputs["input_ids"],
+        inputs["attention_mask"],
+        inputs["mm_token_type_ids"],
+        inputs["video_grid_thw"],
+        inputs.get("second_per_grid_ts"),
+    )
+    assert torch.equal(positions, original)
 
     labels = inputs["input_ids"].clone()
     labels[inputs["mm_token_type_ids"] != 0] = -100

@@ -55,13 +55,14 @@ Per architecture
     explicit ``head_dim``, interleaved mRoPE (sections ``[4, 2, 2]``, public ``[24, 20, 20]``),
     ``rope_theta=5e6``. Time is given as text: the processor writes, per temporal patch (frame pair),
     ``<{t:.1f} seconds><|vision_start|>`` + ``<|video_pad|>`` × (tokens per frame) + ``<|vision_end|>``, with
-    ``t`` = the mean of ``frames_indices[2k] / fps`` and ``frames_indices[2k+1] / fps``. In transformers 5.24 it
-    replaces only the ``<|video_pad|>`` of the template's ``<|vision_start|><|video_pad|><|vision_end|>``, so the
-    prompt holds an extra outer ``<|vision_start|>`` … ``<|vision_end|>`` pair around the per-frame blocks
-    (older releases replaced the whole triple). No ``second_per_grid_ts``.
+    ``t`` = the mean of ``frames_indices[2k] / fps`` and ``frames_indices[2k+1] / fps``. Around the blocks,
+    transformers 5.24 keeps the template's own ``<|vision_start|>`` … ``<|vision_end|>`` pair (it replaces only the
+    ``<|video_pad|>``), 5.25 replaces the whole triple: nothing in the project depends on which (positions come from
+    ``mm_token_type_ids``, the processor cache stores the placeholder text the processor makes, and its key holds
+    the transformers version). No ``second_per_grid_ts``.
 
-The processor call that works (all three archs, transformers 5.24)
-------------------------------------------------------------------
+The processor call that works (all three archs, transformers 5.24 and 5.25)
+--------------------------------------------------------------------------
 ::
 
     from transformers.video_utils import VideoMetadata

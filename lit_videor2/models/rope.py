@@ -16,7 +16,7 @@ Each real (unpadded) token gets a (time, height, width) position:
 * The text after a vision block continues at the block's **largest position + 1** on all three axes.
 
 This is the rule of the released Qwen2-VL / Qwen2.5-VL code (and of transformers up to 4.51 / 5.2) that real
-checkpoints were trained with. transformers 5.24's ``get_rope_index`` instead advances the text after a block by
+checkpoints were trained with. transformers 5.24's and 5.25's ``get_rope_index`` instead advances the text after a block by
 ``max(h', w')`` only, so the text after a long video shares time positions with the video; see
 ``docs/departures.md``. Qwen3-VL (a timestamp token per frame, every frame its own block) is not covered here:
 its model's own ``get_rope_index`` is used (:func:`lit_videor2.models.vision.rope_positions`).

@@ -132,7 +132,7 @@ def rope_positions(
     """3-D mRoPE positions of (padded) sequences, the one place every forward that sees a video gets them from.
 
     Qwen2-VL and Qwen2.5-VL: the original Qwen rule (:func:`~lit_videor2.models.rope.mrope_positions`; transformers
-    5.24's own ``get_rope_index`` departs from it). Other architectures (Qwen3-VL: a timestamp token per frame): the
+    5.24's and 5.25's own ``get_rope_index`` depart from it). Other architectures (Qwen3-VL: a timestamp token per frame): the
     model's own ``model.model.get_rope_index``.
 
     Args:

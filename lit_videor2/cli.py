@@ -101,6 +101,26 @@ class VideoR2CLI(LightningCLI):
             callbacks = [*callbacks, StepProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """Lightning's keyword arguments of the command, with ``ckpt_path="last"`` read as the run's newest *complete*
+        checkpoint (:func:`~lit_videor2.checkpoints.complete.resolve_last`); with none, the run starts afresh."""
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if kwargs.get("ckpt_path") == "last":
+            from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+
+            from lit_videor2.checkpoints.complete import checkpoint_dirs, resolve_last
+
+            newest = resolve_last(self.trainer)
+            if newest is None:
+                where = ", ".join(map(str, checkpoint_dirs(self.trainer))) or "(no ModelCheckpoint folder)"
+                rank_zero_warn(
+                    f"--ckpt_path last: no complete checkpoint in {where}; the run starts from the beginning"
+                )
+            else:
+                rank_zero_info(f"--ckpt_path last: resuming from {newest}")
+            kwargs["ckpt_path"] = None if newest is None else str(newest)
+        return kwargs
+
     def _prepare(self) -> None:
         from lit_videor2.demo import prepare_assets
 

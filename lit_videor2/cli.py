@@ -62,7 +62,10 @@ class VideoR2CLI(LightningCLI):
     ``fit`` does not fail on it. A logger given without ``save_dir`` writes under ``trainer.default_root_dir``
     (so ``--trainer.default_root_dir`` moves the logs too), a ``ModelCheckpoint`` without ``dirpath`` writes to
     ``<default_root_dir>/checkpoints``, and the rich progress bar is
-    :class:`~lit_videor2.console.StepProgressBar`.
+    :class:`~lit_videor2.console.StepProgressBar`. Unless ``trainer.enable_checkpointing`` is false, a
+    :class:`~lit_videor2.checkpoints.preemption.PreemptionCheckpoint` is added (when none is configured): SIGTERM
+    or SLURM's requeue signal saves a whole checkpoint at the end of the step and stops the run (exit status 0).
+    ``--ckpt_path last`` resumes from the newest *complete* checkpoint of the run's checkpoint folders.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -99,6 +102,11 @@ class VideoR2CLI(LightningCLI):
         has_bar = any(isinstance(c, ProgressBar) for c in [*given, *callbacks])
         if _RICH_AVAILABLE and config.get("enable_progress_bar") is not False and not has_bar:
             callbacks = [*callbacks, StepProgressBar()]
+        from lit_videor2.checkpoints.preemption import PreemptionCheckpoint
+
+        has_preemption = any(isinstance(c, PreemptionCheckpoint) for c in [*given, *callbacks])
+        if config.get("enable_checkpointing") is not False and not has_preemption:
+            callbacks = [*callbacks, PreemptionCheckpoint()]  # SIGTERM / SLURM requeue: save at the step's end, stop
         return super()._instantiate_trainer(config, callbacks)
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:

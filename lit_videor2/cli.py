@@ -62,7 +62,10 @@ class VideoR2CLI(LightningCLI):
     ``fit`` does not fail on it. A logger given without ``save_dir`` writes under ``trainer.default_root_dir``
     (so ``--trainer.default_root_dir`` moves the logs too), a ``ModelCheckpoint`` without ``dirpath`` writes to
     ``<default_root_dir>/checkpoints``, and the rich progress bar is
-    :class:`~lit_videor2.console.StepProgressBar`.
+    :class:`~lit_videor2.console.StepProgressBar`. Unless ``trainer.enable_checkpointing`` is false, a
+    :class:`~lit_videor2.checkpoints.preemption.PreemptionCheckpoint` is added (when none is configured): SIGTERM
+    or SLURM's requeue signal saves a whole checkpoint at the end of the step and stops the run (exit status 0).
+    ``--ckpt_path last`` resumes from the newest *complete* checkpoint of the run's checkpoint folders.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -99,7 +102,32 @@ class VideoR2CLI(LightningCLI):
         has_bar = any(isinstance(c, ProgressBar) for c in [*given, *callbacks])
         if _RICH_AVAILABLE and config.get("enable_progress_bar") is not False and not has_bar:
             callbacks = [*callbacks, StepProgressBar()]
+        from lit_videor2.checkpoints.preemption import PreemptionCheckpoint
+
+        has_preemption = any(isinstance(c, PreemptionCheckpoint) for c in [*given, *callbacks])
+        if config.get("enable_checkpointing") is not False and not has_preemption:
+            callbacks = [*callbacks, PreemptionCheckpoint()]  # SIGTERM / SLURM requeue: save at the step's end, stop
         return super()._instantiate_trainer(config, callbacks)
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """Lightning's keyword arguments of the command, with ``ckpt_path="last"`` read as the run's newest *complete*
+        checkpoint (:func:`~lit_videor2.checkpoints.complete.resolve_last`); with none, the run starts afresh."""
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if kwargs.get("ckpt_path") == "last":
+            from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+
+            from lit_videor2.checkpoints.complete import checkpoint_dirs, resolve_last
+
+            newest = resolve_last(self.trainer)
+            if newest is None:
+                where = ", ".join(map(str, checkpoint_dirs(self.trainer))) or "(no ModelCheckpoint folder)"
+                rank_zero_warn(
+                    f"--ckpt_path last: no complete checkpoint in {where}; the run starts from the beginning"
+                )
+            else:
+                rank_zero_info(f"--ckpt_path last: resuming from {newest}")
+            kwargs["ckpt_path"] = None if newest is None else str(newest)
+        return kwargs
 
     def _prepare(self) -> None:
         from lit_videor2.demo import prepare_assets

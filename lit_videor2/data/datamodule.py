@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from lit_videor2.checkpoints.preemption import ignore_preemption_signals
 from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import ConcatVideoDataset, MixedSamplingDataset, VideoDataset
@@ -283,6 +284,7 @@ class VideoDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=self.collator(mode),
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=ignore_preemption_signals,  # a signal to the process group stops the run, not a worker
             drop_last=(split == "train" and self.drop_last),
             # Exact resume: a loader's own generator draws the workers' base seed, so starting an epoch never
             # consumes the global torch RNG (else a run resumed at an epoch boundary would restore the RNG after
@@ -355,6 +357,7 @@ class VideoDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=self.collator("prompt"),
             persistent_workers=self.num_workers > 0 and len(dataset) > 0,
+            worker_init_fn=ignore_preemption_signals,
         )
 
     def predict_dataloader(self) -> DataLoader:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from lit_videor2.errors import UserError
+
 DType = Literal["float32", "bfloat16", "float16"]
 LLM_LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -144,8 +146,12 @@ def _processor_class_problem(model_type: str, processor: Any) -> str | None:
     return f"processor class {name}, but {model_type} models need {expected}{why}"
 
 
+class ProcessorMismatchError(UserError, ValueError):
+    """The processor (``data.processor`` or the policy folder's) does not belong to the model."""
+
+
 def check_processor_matches(model: nn.Module, processor: Any, *, processor_path: str = "the processor") -> None:
-    """Raise a ValueError naming the mismatch when ``processor`` does not belong to ``model``.
+    """Raise :class:`ProcessorMismatchError` (a ValueError) naming the mismatch when ``processor`` does not belong to ``model``.
 
     Checked: the processor class (the one transformers pairs with the model type: a Qwen2-VL processor with a
     Qwen2.5-VL model would drop ``second_per_grid_ts``), the video placeholder token id, the vision patch / merge /
@@ -174,7 +180,7 @@ def check_processor_matches(model: nn.Module, processor: Any, *, processor_path:
     if tokenizer is not None and len(tokenizer) > rows:
         problems.append(f"tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}")
     if problems:
-        raise ValueError(
+        raise ProcessorMismatchError(
             f"{processor_path} does not match the model ({type(inner_model(model)).__name__}): "
             + "; ".join(problems)
             + ". Load the processor from the model's own folder (leave data.processor unset, or set it to the policy path)."

@@ -11,25 +11,27 @@ offers no plugin point for *reading* checkpoints under ``ModelParallelStrategy``
   folder is consolidated) and loads it as Lightning does.
 * ``load_optimizer_state_dict`` (strategies without sharding): checks the optimizer's parameter groups first, so a
   layout mismatch is one clear line instead of torch's size error.
-* ``save_checkpoint`` (strategies without sharding): a run resumed in the folder of a sharded run replaces the
-  distributed-checkpoint folder its ``ModelCheckpoint`` overwrites (e.g. ``last.ckpt``) by a file, as
-  ``ModelParallelStrategy`` itself replaces a file by a folder.
+
+Before loading, a checkpoint that is not whole (its save was killed, or it was copied in part) is refused in one
+line naming the newest whole one (:func:`~lit_videor2.checkpoints.complete.require_complete`). Every save the
+strategy makes is all-or-nothing (:func:`~lit_videor2.checkpoints.atomic.install_atomic_saves`), which also lets a
+run resumed in the folder of a sharded run replace a distributed-checkpoint folder by a file (and back).
 """
 
 from __future__ import annotations
 
-import shutil
 import types
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.strategies import ModelParallelStrategy, Strategy
 
+from lit_videor2.checkpoints.atomic import install_atomic_saves
+from lit_videor2.checkpoints.complete import checkpoint_dirs, require_complete
 from lit_videor2.checkpoints.resharding import (
     check_checkpoint_files,
     check_model_layout,
     check_optimizer_layout,
-    is_distributed_checkpoint,
     load_sharded,
     optimizer_param_names,
     read_full_checkpoint,
@@ -40,6 +42,8 @@ _FLAG = "_lit_videor2_resume_loader"
 
 def _load_checkpoint(strategy: Strategy, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
     path = Path(strategy.broadcast(str(checkpoint_path)))  # every rank reads what rank 0 was given
+    trainer = getattr(strategy.lightning_module, "_trainer", None)
+    require_complete(path, search=checkpoint_dirs(trainer) if trainer is not None else ())
     check_checkpoint_files(path)
     strategy.__dict__[_FLAG] = path
     module = strategy.lightning_module
@@ -58,20 +62,13 @@ def _load_optimizer_state_dict(strategy: Strategy, checkpoint: dict[str, Any]) -
     type(strategy).load_optimizer_state_dict(strategy, checkpoint)
 
 
-def _save_checkpoint(
-    strategy: Strategy, checkpoint: dict[str, Any], filepath: Any, storage_options: Any = None
-) -> None:
-    if strategy.is_global_zero and is_distributed_checkpoint(filepath):
-        shutil.rmtree(filepath)  # the checkpoint being overwritten was written by a sharded run (a folder)
-    type(strategy).save_checkpoint(strategy, checkpoint, filepath, storage_options=storage_options)
-
-
 def install_resume_anywhere(strategy: Strategy) -> None:
-    """Make ``strategy`` load any project checkpoint (file or distributed folder) at any world size. Idempotent."""
+    """Make ``strategy`` load any project checkpoint (file or distributed folder) at any world size, refuse one that
+    is not whole, and write every checkpoint all-or-nothing. Idempotent."""
+    install_atomic_saves(strategy)
     if _FLAG in strategy.__dict__:
         return
     strategy.__dict__[_FLAG] = None
     strategy.load_checkpoint = types.MethodType(_load_checkpoint, strategy)
     if not isinstance(strategy, ModelParallelStrategy):
         strategy.load_optimizer_state_dict = types.MethodType(_load_optimizer_state_dict, strategy)
-        strategy.save_checkpoint = types.MethodType(_save_checkpoint, strategy)

@@ -18,7 +18,23 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["Reward", "RewardFn", "RewardComposition", "RewardOutput", "component_stats", "resolve_reward"]
+from lit_videor2.errors import UserError
+
+
+class RewardError(UserError, RuntimeError):
+    """A reward raised or returned a non-finite value (under ``on_error="raise"``): the message names the reward and
+    the sample; the command line prints it as one line."""
+
+
+__all__ = [
+    "RewardError",
+    "Reward",
+    "RewardFn",
+    "RewardComposition",
+    "RewardOutput",
+    "component_stats",
+    "resolve_reward",
+]
 
 RewardFn = Callable[..., Sequence[float | None]]
 """Type of a plain reward function: ``(completions, **columns) -> list[float | None]``."""
@@ -143,7 +159,7 @@ class RewardComposition:
             sample = _failing_sample(fn, completions, columns, n) if self.on_error == "raise" else None
             where = f"sample id {ids[sample]!r}" if ids is not None and sample is not None else f"sample ids {ids}"
             if self.on_error == "raise":
-                raise RuntimeError(f"reward {name!r} raised on {where}: {type(err).__name__}: {err}") from err
+                raise RewardError(f"reward {name!r} raised on {where}: {type(err).__name__}: {err}") from err
             self.error_counts[name] += 1
             warnings.warn(
                 f"reward {name!r} raised on {where} ({type(err).__name__}: {err}); scored 0.0 "
@@ -162,7 +178,7 @@ class RewardComposition:
         ids = columns.get("id")
         where = ", ".join(f"sample id {ids[i]!r}" if ids is not None else f"sample {i}" for i in bad)
         if self.on_error == "raise":
-            raise RuntimeError(
+            raise RewardError(
                 f"reward {name!r} returned {values[bad[0]]} on {where}: rewards must be finite (None means "
                 "'does not apply'). Fix the reward, or set on_error: zero to score such samples 0.0."
             )

@@ -12,7 +12,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lit_videor2.checkpoints.preemption import ignore_preemption_signals
 from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import ConcatVideoDataset, MixedSamplingDataset, VideoDataset
@@ -21,6 +20,7 @@ from lit_videor2.data.records import REASONING_INSTRUCTION
 from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, loader_batches
 from lit_videor2.data.sampling import FrameSampling
 from lit_videor2.data.schema import OnError, RecordError, load_records
+from lit_videor2.data.workers import ignore_preemption_signals
 from lit_videor2.models.hub import load_processor
 
 log = logging.getLogger(__name__)

@@ -92,5 +92,10 @@ def test_verdicts_on_a_four_second_clip():
 def test_verdict_without_ground_truth_or_vocabulary():
     assert claim_verdicts("<think>At 00:01 a red circle appears.</think>", None)[0].verdict == "unverifiable"
     v = claim_verdicts({"00:05": "something happens here"}, {"00:05": "A man opens the door."}, duration=60)[0]
-    assert v.verdict == "unverifiable" and v.truth == {"key": "00:05", "text": "A man opens the door."}
+    assert v.verdict == "unverifiable" and v.truth == {
+        "key": "00:05",
+        "start": 5,
+        "end": 5,
+        "text": "A man opens the door.",
+    }
     assert claim_verdicts("<think>no timestamps at all</think>", {"00:01": "A red circle appears."}) == []

@@ -328,7 +328,7 @@ def _near(p: Claim, r: Claim, pad_s: float) -> bool:
 class ClaimVerdict(NamedTuple):
     """The verdict on one timestamped claim of the reasoning.
 
-    ``truth`` is the ground-truth claim the verdict rests on (``{"key", "text"}``): the agreeing one for ``true``,
+    ``truth`` is the ground-truth claim the verdict rests on (``{"key", "start", "end", "text"}``): the agreeing one for ``true``,
     else the nearest in time (also outside the window, so the viewer can show what was there); None when the
     record has no ground-truth claims. ``contradicted`` lists the attributes contradicting ``truth``.
     """
@@ -340,9 +340,11 @@ class ClaimVerdict(NamedTuple):
     verdict: str
     stated: tuple[str, ...]
     complete: bool
-    truth: dict[str, str] | None
+    truth: dict[str, Any] | None
     contradicted: tuple[str, ...]
     pad_s: float
+    timed: bool
+    """Some ground-truth claim lies within the time window (the claim's time is right)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (lists for tuples)."""
@@ -383,9 +385,10 @@ def verdict_of(pred: Claim, ref: Sequence[Claim], pad_s: float) -> ClaimVerdict:
         verdict,
         stated,
         complete,
-        None if truth is None else {"key": truth.key, "text": truth.text},
+        None if truth is None else {"key": truth.key, "start": truth.start, "end": truth.end, "text": truth.text},
         contra,
         pad_s,
+        bool(near),
     )
 
 
@@ -413,13 +416,15 @@ def claim_verdicts(
 
 
 def claim_summary(verdicts: Sequence[ClaimVerdict]) -> dict[str, Any]:
-    """Counts for a predictions row: ``n`` claims, ``true``, ``complete``, ``contradicted``, ``unverifiable`` and
-    ``stated`` (attribute -> claims stating it). The metrics sum these over rows."""
+    """Counts for a predictions row: ``n`` claims, ``true``, ``complete``, ``contradicted``, ``unverifiable``,
+    ``timed`` (a ground truth within the window) and ``stated`` (attribute -> claims stating it). The metrics sum
+    these over rows."""
     return {
         "n": len(verdicts),
         "true": sum(v.verdict == "true" for v in verdicts),
         "complete": sum(v.complete for v in verdicts),
         "contradicted": sum(v.verdict == "contradicted" for v in verdicts),
         "unverifiable": sum(v.verdict == "unverifiable" for v in verdicts),
+        "timed": sum(v.timed for v in verdicts),
         "stated": {a: sum(a in v.stated for v in verdicts) for a in ATTRIBUTES},
     }

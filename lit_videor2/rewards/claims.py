@@ -193,7 +193,7 @@ _MOTION_RES = {m: re.compile(p) for m, p in _MOTION.items()}
 # A count: a number word or digits, but not "one" as a pronoun ("no one", "the one on the left", "one of them").
 _COUNT_RE = re.compile(
     rf"(?<!\bno )(?<!\bthe )(?<!\bthis )(?<!\bthat )(?<!\bany )(?<!\bevery )(?<!\bsome )(?<!\beach )"
-    rf"\b(?:{_alternation(list(_NUMBER_WORDS))}|\d+)\b(?! of (?:them|the|these|those)\b)"
+    rf"\b(?:{_alternation(list(_NUMBER_WORDS))}|\d+)\b(?! of (?:them|the|these|those)\b)(?! another\b)"
 )
 
 

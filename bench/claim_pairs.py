@@ -173,6 +173,10 @@ VR2_NEGATIVES = {
 }
 
 
+def _number(word: str) -> int:
+    return int(word) if word.isdigit() else ("zero one two three four five six".split().index(word.lower()))
+
+
 def _clock(sec: int) -> str:
     return f"{sec // 60:02d}:{sec % 60:02d}"
 
@@ -253,6 +257,8 @@ def build(seed: int = 0) -> list[dict]:
         for k in range(max(want, 14)):
             template, values = templates[k % len(templates)]
             a, b = rng.sample(values, 2)
+            if klass == "count" and _number(a) == _number(b):  # "three" and "3" are one count: take the next value
+                b = next(v for v in values[values.index(b) :] + values if _number(v) != _number(a))
             if klass == "negation" and rng.random() < 0.5:
                 a, b = values[0], values[1]
             elif klass == "negation":

@@ -132,12 +132,16 @@ _OBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
 _DIRECTIONS: dict[str, str] = {
     "left": (
         r"\bleftwards?\b|\b(?:the|to|turns?|turned|turning|moves?|moved|moving|towards?|toward|from|its|his|her|"
-        r"their|goes|go|went|heads?|heading|headed|faces|facing|drifts?|slides?|swerves?|veers?)\s+left\b|"
+        r"their|goes|go|went|heads?|heading|headed|faces|facing|drifts?|slides?|swerves?|veers?|pans?|panning|panned|"
+        r"tilts?|tilting|tilted|glances?|glanced|looks?|looking|looked|steers?|steering|points?|pointing|rolls?|"
+        r"rolling|walks?|walking|runs?|running|drives?|driving|swipes?|swiping|shifts?|shifting)\s+left\b|"
         r"\bleft\s+(?:side|hand|corner|edge|part|half|lane)\b"
     ),
     "right": (
         r"\brightwards?\b|\b(?:the|to|turns?|turned|turning|moves?|moved|moving|towards?|toward|from|its|his|her|"
-        r"their|goes|go|went|heads?|heading|headed|faces|facing|drifts?|slides?|swerves?|veers?)\s+right\b|"
+        r"their|goes|go|went|heads?|heading|headed|faces|facing|drifts?|slides?|swerves?|veers?|pans?|panning|panned|"
+        r"tilts?|tilting|tilted|glances?|glanced|looks?|looking|looked|steers?|steering|points?|pointing|rolls?|"
+        r"rolling|walks?|walking|runs?|running|drives?|driving|swipes?|swiping|shifts?|shifting)\s+right\b|"
         r"\bright\s+(?:side|hand|corner|edge|part|half|lane)\b"
     ),
     "up": r"\bup(?:wards?)?\b|\b(?:rises?|rising|rose|ascends?|ascending|climbs?|climbing|lifts? off)\b",

@@ -410,3 +410,35 @@ def test_checked_reward_option_uses_duration_and_frame_times():
         TemporalAlignmentReward(embedder=Fixed(), rule="strict")
     with pytest.raises(ValueError, match="pad_per_s"):
         TemporalAlignmentReward(embedder=Fixed(), rule="checked", pad_per_s=-1.0)
+
+
+def test_checked_reward_asks_a_verifier_only_where_the_vocabulary_cannot_decide():
+    from lit_videor2.judges.llm import LLMJudge
+
+    class ScriptedJudge(LLMJudge):
+        """An LLM judge whose 'model' says FALSE when the ground truth mentions a hammer."""
+
+        def __init__(self):
+            super().__init__()
+            self.asked = []
+
+        def complete(self, requests):
+            out = []
+            for r in requests:
+                user = r.messages[-1]["content"]
+                self.asked.append(user)
+                out.append("FALSE\nno" if "hammer" in user.split("CLAIM:")[0] else "TRUE\nyes")
+            return out
+
+    judge = ScriptedJudge()
+    reward = TemporalAlignmentReward(embedder=Fixed(), rule="checked", verifier=judge, gated=False)
+    ref = [{"00:10": "He grabs a hammer."}, {"00:10": "He grabs a wrench."}, {"00:10": "A red car appears."}]
+    completions = [W("At 00:10 he grabs the tool.", "B")] * 2 + [W("At 00:10 a red car shows up.", "B")]
+    assert reward(completions, id=["a", "b", "c"], temporal_grounding=ref, duration=[60.0] * 3) == [0.0, 1.0, 1.0]
+    assert len(judge.asked) == 2  # the car pair agrees on colour and object: decided without the judge
+    reward(completions, id=["a", "b", "c"], temporal_grounding=ref, duration=[60.0] * 3)
+    assert len(judge.asked) == 2  # verdicts cached per pair
+    with pytest.raises(ValueError, match="verifier"):
+        TemporalAlignmentReward(embedder=Fixed(), verifier=judge)  # the reference rule takes no verifier
+    with pytest.raises(ValueError, match="verifier"):
+        TemporalAlignmentReward(embedder=Fixed(), rule="checked", verifier=object())

@@ -41,6 +41,7 @@ __all__ = [
     "ATTRIBUTES",
     "VERDICTS",
     "ClaimVerdict",
+    "agreements",
     "claim_attributes",
     "claim_summary",
     "claim_verdicts",
@@ -277,7 +278,7 @@ def contradictions(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozens
     return out
 
 
-def _agreements(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozenset[str]]) -> list[str]:
+def agreements(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozenset[str]]) -> list[str]:
     """Attributes (negation aside) both state without contradiction."""
     bad = set(contradictions(pred, ref))
     return [a for a in ATTRIBUTES if a != "negation" and pred.get(a) and ref.get(a) and a not in bad]
@@ -368,10 +369,10 @@ def verdict_of(pred: Claim, ref: Sequence[Claim], pad_s: float) -> ClaimVerdict:
     near = [r for r in ref if _near(pred, r, pad_s)]
     verdict, truth, contra, complete = "unverifiable", None, (), False
     judged = [(r, claim_attributes(r.text)) for r in near]
-    agreeing = [(r, ra) for r, ra in judged if not contradictions(attrs, ra) and _agreements(attrs, ra)]
+    agreeing = [(r, ra) for r, ra in judged if not contradictions(attrs, ra) and agreements(attrs, ra)]
     if agreeing:
         # the most specific agreement: the ground truth sharing the most stated attributes, then the nearest
-        r, ra = max(agreeing, key=lambda x: (len(_agreements(attrs, x[1])), -_distance(pred, x[0])))
+        r, ra = max(agreeing, key=lambda x: (len(agreements(attrs, x[1])), -_distance(pred, x[0])))
         verdict, truth = "true", r
         complete = all(a in attrs for a in ra if a != "negation")
     elif judged and all(contradictions(attrs, ra) for _, ra in judged):

@@ -17,7 +17,9 @@ candidate only if it is within the time window of :func:`lit_videor2.rewards.cla
 claim on a 4-second clip must name the right second — and the predicted claim contradicts it on no closed
 attribute (colour, count, object class, direction, appear/disappear, start/stop, negation;
 :func:`lit_videor2.rewards.claims.contradictions`), whatever the cosine. Paraphrases still match by the cosine.
-Without a ``duration`` (or ``frame_times``) column the window is the reference's ``pad_s``.
+Without a ``duration`` (or ``frame_times``) column the window is the reference's ``pad_s``. Optionally a
+``verifier`` (an LLM judge of the project's backends, :meth:`lit_videor2.judges.llm.LLMJudge.claims_agree`) decides
+the candidate pairs on which the vocabularies find nothing to compare; a pair it calls inconsistent is no candidate.
 
 Kept from the reference: half-to-even rounding of seconds, unparseable/open-ended/empty claims dropped from the
 denominator, a later duplicate key wins, greedy time-ordered matching, the ≥ threshold rule.
@@ -37,7 +39,7 @@ from typing import Any, Literal
 import torch
 
 from lit_videor2.rewards.base import Reward, resolve_reward
-from lit_videor2.rewards.claims import PAD_PER_S, claim_attributes, contradictions, time_tolerance
+from lit_videor2.rewards.claims import PAD_PER_S, agreements, claim_attributes, contradictions, time_tolerance
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.rewards.gate import ConsistencyGate
 from lit_videor2.text import Claim, claims_from_mapping, extract_think, extract_timestamp_claims
@@ -213,6 +215,9 @@ class TemporalAlignmentReward(Reward):
             the window ``min(pad_s, duration · pad_per_s)`` of each sample's ``duration`` (or ``frame_times``)
             column, and no match across a closed-attribute contradiction whatever the cosine.
         pad_per_s: the checked window's padding per second of video (default 1/60: 1 s per minute).
+        verifier: with ``rule="checked"`` only, optional: a judge with ``claims_agree(pairs) -> list[bool]`` (the
+            project's HF or OpenAI-compatible judges) asked about the candidate pairs that share no closed attribute
+            (the vocabularies cannot decide); one batched call per reward call, answers cached per pair.
 
     A sample whose ``temporal_grounding`` is None (or a batch without the column) scores None: does not apply.
     """
@@ -231,13 +236,21 @@ class TemporalAlignmentReward(Reward):
         cache_size: int = 1024,
         rule: Rule = "reference",
         pad_per_s: float = PAD_PER_S,
+        verifier: Any = None,
     ) -> None:
         alignment_score(0, 1, 1, score)  # validates ``score``
         if rule not in RULES:
             raise ValueError(f"TemporalAlignmentReward: rule must be one of {RULES}, got {rule!r}")
         time_tolerance(None, pad_per_s=pad_per_s, max_pad_s=pad_s)  # validates the window's parameters
+        if verifier is not None and (rule != "checked" or not callable(getattr(verifier, "claims_agree", None))):
+            raise ValueError(
+                "TemporalAlignmentReward: a verifier needs rule='checked' and a judge with claims_agree(pairs) "
+                f"(lit_videor2.judges.HFJudge or OpenAIJudge); got rule={rule!r}, verifier {type(verifier).__name__}"
+            )
         self.rule = rule
         self.pad_per_s = pad_per_s
+        self.verifier = verifier
+        self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self.pad_s = pad_s
         self.threshold = threshold
         self.score = score
@@ -287,6 +300,8 @@ class TemporalAlignmentReward(Reward):
             if pred and ref:
                 pad = _window(self.rule, self.pad_s, self.pad_per_s, durations[i], times[i])
                 jobs.append((i, pred, ref, ref_emb, _candidates(pred, ref, pad, self.rule)))
+        if self.verifier is not None:
+            jobs = self._verify(jobs)
         texts = sorted({p.text for _, pred, _, _, cands in jobs for p, c in zip(pred, cands) if c})
         emb = self.embedder.encode(texts) if texts else torch.zeros(0, 0)  # [T, D], one call for the batch
         row = {t: k for k, t in enumerate(texts)}
@@ -298,4 +313,31 @@ class TemporalAlignmentReward(Reward):
                 sim = emb[idx] @ ref_emb.T  # [P, R]
                 pairs = greedy_match(cands, lambda a, b, s=sim: float(s[a, b]), self.threshold)
             out[i] = float(gate[i]) * alignment_score(len(pairs), len(pred), len(ref), self.score)
+        return out
+
+    def _verify(self, jobs: list) -> list:
+        """Drop the candidate pairs the verifier calls inconsistent, among those the vocabularies cannot decide."""
+        undecided = []
+        for _, pred, ref, _, cands in jobs:
+            for p, cs in zip(pred, cands):
+                for j in cs:
+                    a, b = _attributes(p.text), _attributes(ref[j].text)
+                    if not agreements(a, b) and (p.text, ref[j].text) not in self._verdicts:
+                        undecided.append((p.text, ref[j].text))
+        undecided = list(dict.fromkeys(undecided))
+        if undecided:
+            for pair, ok in zip(undecided, self.verifier.claims_agree(undecided)):
+                self._verdicts[pair] = bool(ok)
+
+        def keep(p: Claim, r: Claim) -> bool:
+            return bool(agreements(_attributes(p.text), _attributes(r.text))) or self._verdicts.get(
+                (p.text, r.text), True
+            )
+
+        out = [
+            (i, pred, ref, emb, [[j for j in cs if keep(p, ref[j])] for p, cs in zip(pred, cands)])
+            for i, pred, ref, emb, cands in jobs
+        ]
+        while len(self._verdicts) > 16 * self.cache_size:  # bounded memory over a long run
+            self._verdicts.popitem(last=False)
         return out

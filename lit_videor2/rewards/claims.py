@@ -190,8 +190,11 @@ def _alternation(words: Sequence[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-_COLOUR_RES = {c: re.compile(rf"\b(?:{_alternation(ws)})\b") for c, ws in _COLOURS.items()}
-_OBJECT_RES = {o: re.compile(rf"\b(?:{_alternation(ws)})\b") for o, (_, _, ws) in _OBJECTS.items()}
+# One pattern per vocabulary; each word found maps back to its canonical value.
+_COLOUR_OF = {w: c for c, ws in _COLOURS.items() for w in ws}
+_OBJECT_OF = {w: o for o, (_, _, ws) in _OBJECTS.items() for w in ws}
+_COLOUR_RE = re.compile(rf"\b(?:{_alternation(list(_COLOUR_OF))})\b")
+_OBJECT_RE = re.compile(rf"\b(?:{_alternation(list(_OBJECT_OF))})\b")
 _DIRECTION_RES = {d: re.compile(p) for d, p in _DIRECTIONS.items()}
 _APPEARANCE_RES = {a: re.compile(p) for a, p in _APPEARANCE.items()}
 _MOTION_RES = {m: re.compile(p) for m, p in _MOTION.items()}
@@ -222,13 +225,13 @@ def claim_attributes(text: str) -> dict[str, frozenset[str]]:
         if values:
             out[name] = frozenset(values)
 
-    put("colour", {c for c, r in _COLOUR_RES.items() if r.search(t)})
+    put("colour", {_COLOUR_OF[w] for w in _COLOUR_RE.findall(t)})
     counts = set()
     for m in _COUNT_RE.finditer(t):
         word = m.group(0)
         counts.add(str(int(word)) if word.isdigit() else str(_NUMBER_WORDS[word]))
     put("count", counts)
-    put("object", {o for o, r in _OBJECT_RES.items() if r.search(t)})
+    put("object", {_OBJECT_OF[w] for w in _OBJECT_RE.findall(t)})
     put("appearance", {a for a, r in _APPEARANCE_RES.items() if r.search(t)})
     put("motion", {m for m, r in _MOTION_RES.items() if r.search(t)})
     put("direction", {d for d, r in _DIRECTION_RES.items() if r.search(_PHRASAL_RE.sub(" ", t))})

@@ -90,7 +90,9 @@ def _candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float, rule:
 
 def _window(rule: str, pad_s: float, pad_per_s: float, duration: Any = None, frame_times: Any = None) -> float:
     """The padding of one sample: ``pad_s`` under the reference rule, :func:`time_tolerance` under the checked."""
-    if rule != "checked":
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule == "reference":
         return pad_s
     return time_tolerance(duration, frame_times, pad_per_s=pad_per_s, max_pad_s=pad_s)
 

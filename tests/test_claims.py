@@ -99,3 +99,10 @@ def test_verdict_without_ground_truth_or_vocabulary():
         "text": "A man opens the door.",
     }
     assert claim_verdicts("<think>no timestamps at all</think>", {"00:01": "A red circle appears."}) == []
+
+
+def test_phrasal_up_and_down_are_no_direction():
+    assert "direction" not in claim_attributes("the truck backs up")
+    assert "direction" not in claim_attributes("a woman sits down and picks up the phone")
+    assert claim_attributes("the truck is reversing")["direction"] == {"backward"}
+    assert claim_attributes("the man walks up the stairs")["direction"] == {"up"}

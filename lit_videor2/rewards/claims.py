@@ -148,7 +148,7 @@ _DIRECTIONS: dict[str, str] = {
     "up": r"\bup(?:wards?)?\b|\b(?:rises?|rising|rose|ascends?|ascending|climbs?|climbing|lifts? off)\b",
     "down": r"\bdown(?:wards?)?\b|\b(?:descends?|descending|falls?|falling|fell|drops?|dropping|sinks?|sinking)\b",
     "forward": r"\bforwards?\b|\bahead\b",
-    "backward": r"\bbackwards?\b|\bbacks? up\b|\breverses\b",
+    "backward": r"\bbackwards?\b|\breverses\b|\breversing\b",
     "clockwise": r"(?<!counter)(?<!counter-)(?<!anti)(?<!anti-)\bclockwise\b",
     "counterclockwise": r"\b(?:counter|anti)-?\s?clockwise\b",
 }
@@ -158,7 +158,7 @@ _PHRASAL_RE = re.compile(
     r"wakes?|woke|sits?|sat|sitting|lines?|lined|cleans?|cleaned|fills?|filled|gives?|gave|ends?|ended|makes?|"
     r"made|opens?|opened|holds?|held|pops?|popped|puts?|putting|lies|lying|lay|slows?|slowed|calms?|writes?|"
     r"wrote|breaks?|broke|shuts?|shut|settles?|settled|cuts?|knocks?|turns?|turned|ties?|tied|zips?|zipped|"
-    r"looks?|looked|bends?|bent|kneels?|knelt|steps?|stepped)\s+(?:up|down)\b"
+    r"looks?|looked|bends?|bent|kneels?|knelt|steps?|stepped|backs?|backed|backing)\s+(?:up|down)\b"
 )
 _APPEARANCE: dict[str, str] = {
     "appear": (

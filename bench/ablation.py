@@ -3,7 +3,14 @@
 Runs ``configs/demo/grpo.yaml`` (the demo's GRPO stage, from ``models/demo-sft``) once per seed and variant:
 
 * ``gated_tar``: accuracy + format + gated temporal alignment reward (TAR), all weight 1 (the Video-R2 set);
-* ``acc_format``: accuracy + format only (the TAR weight is 0: it is still computed and logged, never rewarded).
+* ``acc_format``: accuracy + format only (the TAR weight is 0: it is still computed and logged, never rewarded);
+* ``checked_tar`` (opt-in, ``--variants gated_tar acc_format checked_tar``): as ``gated_tar`` with the checked
+  temporal alignment reward (``TemporalAlignmentReward(rule="checked")``: the window of the clip's length, no match
+  across a closed-attribute contradiction), so the reference TAR is its ablation row.
+
+The tables also give claim truth (``claims_true``: the share of all timestamped claims true against the ground
+truth; ``claims_complete``: true and stating every attribute the truth states, on the demo time, colour and shape;
+``with_claim``: completions carrying a timestamped claim).
 
 Each run validates on all the demo's validation clips before its first step (the SFT model) and after its last,
 and every 100 steps, with greedy generation scored by accuracy (and its standard error), format, TAC (both
@@ -44,14 +51,36 @@ CONFIG = "configs/demo/grpo.yaml"
 VARIANTS = {
     "gated_tar": {"accuracy": 1.0, "format": 1.0, "temporal": 1.0},
     "acc_format": {"accuracy": 1.0, "format": 1.0, "temporal": 0.0},
+    "checked_tar": {"accuracy": 1.0, "format": 1.0, "temporal": 1.0},
 }
-METRICS = ("accuracy", "format", "tac_consistency", "tac_agreement", "tar")
+DEFAULT_VARIANTS = ("gated_tar", "acc_format")
+#: Variants whose temporal reward is not the config's: the rewards block written to the run folder and passed after it.
+REWARDS = {
+    "checked_tar": {
+        "accuracy": {"class_path": "lit_videor2.rewards.AccuracyReward"},
+        "format": {"class_path": "lit_videor2.rewards.FormatReward"},
+        "temporal": {"class_path": "lit_videor2.rewards.TemporalAlignmentReward", "init_args": {"rule": "checked"}},
+    }
+}
+METRICS = (
+    "accuracy",
+    "format",
+    "tac_consistency",
+    "tac_agreement",
+    "tar",
+    "claims_true",
+    "claims_complete",
+    "with_claim",
+)
 LABELS = {
     "accuracy": "Acc %",
     "format": "format %",
     "tac_consistency": "TAC cons. %",
     "tac_agreement": "TAC agree %",
     "tar": "TAR",
+    "claims_true": "claims true %",
+    "claims_complete": "claims complete %",
+    "with_claim": "with claim %",
 }
 
 
@@ -75,8 +104,14 @@ def run_one(variant: str, seed: int, out: Path, steps: int | None, threads: int)
     folder = run_folder(out, variant, seed, threads)
     if (folder / "done.json").is_file():
         return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    override = []
+    if variant in REWARDS:
+        path = folder / "rewards.yaml"
+        path.write_text(yaml.safe_dump({"model": {"init_args": {"rewards": {"rewards": REWARDS[variant]}}}}))
+        override = ["--config", str(path)]
     cmd = [
-        sys.executable, "-m", "lit_videor2", "fit", "--config", CONFIG,
+        sys.executable, "-m", "lit_videor2", "fit", "--config", CONFIG, *override,
         "--seed_everything", str(seed),
         "--trainer.default_root_dir", str(folder),
         "--trainer.logger.init_args.save_dir", str(folder),
@@ -139,8 +174,9 @@ def _cell(m: str, v: float) -> str:
 
 def report(out: Path, seeds: list[int], plot: Path | None, threads: int) -> str:
     """The Markdown tables of the finished runs under ``out`` (and the plot)."""
-    curves = {v: {s: read_curve(run_folder(out, v, s, threads)) for s in seeds} for v in VARIANTS}
-    results = {v: {s: (c[0], c[-1]) for s, c in curves[v].items()} for v in VARIANTS}
+    present = [v for v in VARIANTS if v in DEFAULT_VARIANTS or all(_done(out, v, s, threads) for s in seeds)]
+    curves = {v: {s: read_curve(run_folder(out, v, s, threads)) for s in seeds} for v in present}
+    results = {v: {s: (c[0], c[-1]) for s, c in curves[v].items()} for v in present}
     start = next(iter(results["gated_tar"].values()))[0]
     metrics = list(METRICS) + [f"{name}/{m}" for name in other_layouts([start]) for m in ("accuracy", "format")]
     labels = {**LABELS, **{m: f"{m.split('/')[0]} {LABELS[m.split('/')[1]]}" for m in metrics if "/" in m}}
@@ -155,7 +191,7 @@ def report(out: Path, seeds: list[int], plot: Path | None, threads: int) -> str:
         + " | ".join(_cell(m, start.get(m, math.nan)) for m in metrics)
         + " | – |",
     ]
-    for v in VARIANTS:
+    for v in present:
         ends = [results[v][s][1] for s in seeds]
         lines.append(
             f"| GRPO, {v} | {int(ends[0]['n'])} | "
@@ -169,7 +205,7 @@ def report(out: Path, seeds: list[int], plot: Path | None, threads: int) -> str:
         "| variant | seed | " + head.removeprefix("| model | "),
     ]
     lines.append("|" + "---|" * (len(metrics) + 4))
-    for v in VARIANTS:
+    for v in present:
         for s in seeds:
             e = results[v][s][1]
             cells = [f"{e['accuracy']:.1f} ± {e['accuracy_se']:.1f}"]
@@ -183,6 +219,10 @@ def report(out: Path, seeds: list[int], plot: Path | None, threads: int) -> str:
     return text
 
 
+def _done(out: Path, variant: str, seed: int, threads: int) -> bool:
+    return (run_folder(out, variant, seed, threads) / "done.json").is_file()
+
+
 def _plot(curves, seeds, path: Path) -> None:
     """Validation curves over GRPO steps: accuracy, TAR and TAC agreement; thin lines seeds, thick the mean."""
     import matplotlib
@@ -193,7 +233,7 @@ def _plot(curves, seeds, path: Path) -> None:
     panels = [("accuracy", "greedy val accuracy %"), ("tar", "val TAR"), ("tac_agreement", "val TAC agreement %")]
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.4))
     for ax, (m, label) in zip(axes, panels):
-        for i, v in enumerate(VARIANTS):
+        for i, v in enumerate(curves):
             runs = [curves[v][s] for s in seeds]
             for run in runs:
                 ax.plot([r["step"] for r in run], [r.get(m, math.nan) for r in run], color=f"C{i}", lw=0.7, alpha=0.5)
@@ -239,7 +279,7 @@ def check_lift(out: Path, seeds: list[int], delta: float, threads: int, max_drop
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the config's)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each on --threads threads)")
@@ -255,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(v, s) for s in args.seeds for v in args.variants]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda vs: run_one(vs[0], vs[1], args.out, args.steps, args.threads), jobs))
-    if set(args.variants) == set(VARIANTS):
+    if set(DEFAULT_VARIANTS) <= set(args.variants):
         print(report(args.out, args.seeds, args.plot, args.threads))
     if args.check_lift is not None:
         ok = check_lift(args.out, args.seeds, args.check_lift, args.threads, args.max_drop, args.min_format)

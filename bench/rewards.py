@@ -4,7 +4,9 @@ claims each, after the embedder is loaded (shipped all-MiniLM-L6-v2, CPU).
 Run: ``OMP_NUM_THREADS=1 python bench/rewards.py [--repeats 10] [--threads 1]``
 
 Prints the median time per group, the part spent in the sentence embedder (the MiniLM forward over the predicted
-claims), and the rest (parsing, matching, accuracy, composition) measured side by side with a memoising embedder.
+claims), and the rest (parsing, matching, accuracy, composition) measured side by side with a memoising embedder;
+then the same rest under the checked TAR rule (``rule="checked"``: closed-attribute checks of every claim, its
+attribute cache cleared before each call so every claim is read anew), beside the reference rule's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lit_videor2.rewards import (
     SentenceTransformerEmbedder,
     TemporalAlignmentReward,
 )
+from lit_videor2.rewards.temporal import _attributes
 
 ACTIONS = [
     "the man lifts the red box onto the table",
@@ -55,6 +58,7 @@ def make_group(group_size: int = 8, claims: int = 5):
         options=[["A. red", "B. blue", "C. green", "D. white"]] * group_size,
         temporal_grounding=[reference] * group_size,
         question=["What happens?"] * group_size,
+        duration=[60.0] * group_size,
     )
     return completions, columns
 
@@ -92,8 +96,8 @@ def main() -> None:
     embedder = SentenceTransformerEmbedder().load()
     completions, columns = make_group()
 
-    def composition(emb):
-        tar = TemporalAlignmentReward(embedder=emb)
+    def composition(emb, rule="reference"):
+        tar = TemporalAlignmentReward(embedder=emb, rule=rule)
         return RewardComposition({"format": FormatReward(), "accuracy": AccuracyReward(), "temporal_alignment": tar})
 
     cold = SentenceTransformerEmbedder(cache_size=0)  # every predicted claim encoded on every call
@@ -106,6 +110,13 @@ def main() -> None:
     memo = composition(Memo(embedder))
     memo(completions, **columns)
 
+    checked = composition(Memo(embedder), rule="checked")
+    checked(completions, **columns)
+
+    def checked_cold():
+        _attributes.cache_clear()
+        checked(completions, **columns)
+
     t_full = median_ms(lambda: full(completions, **columns), args.repeats)
     t_cached = median_ms(lambda: cached(completions, **columns), args.repeats)
     t_rest = median_ms(lambda: memo(completions, **columns), args.repeats)
@@ -116,6 +127,12 @@ def main() -> None:
     print(f"  sentence embedder (MiniLM forward on {n_claims} claims): {t_full - t_rest:.1f} ms")
     print(f"  everything else (parsing, gate, matching, accuracy, composition): {t_rest:.1f} ms")
     print(f"full reward set, claims seen before (embedder's sentence cache hit): {t_cached:.1f} ms per group")
+    t_rest_ref = median_ms(lambda: memo(completions, **columns), args.repeats)  # side by side with the checked rule
+    t_rest_checked = median_ms(checked_cold, args.repeats)
+    print(
+        f"everything else under rule='checked' (closed attributes of every claim read anew): {t_rest_checked:.1f} ms"
+        f" vs {t_rest_ref:.1f} ms under the reference rule ({t_rest_checked / t_rest_ref:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

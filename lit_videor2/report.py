@@ -66,8 +66,12 @@ def _paper_as_results(row: dict[str, float | None]) -> dict[str, Any]:
 
 
 def summary_markdown(runs: dict[str, dict[str, Any]], paper: bool = False) -> str:
-    """One row per run: Generic / Reasoning / Overall accuracy, TAC (both aggregates) and VAS overall."""
-    head = ["model", "Generic acc", "Reasoning acc", "Overall acc", "TAC cons.", "TAC agree", "VAS", "source"]
+    """One row per run: Generic / Reasoning / Overall accuracy, TAC (both aggregates), VAS and claim truth (the
+    share of timestamped claims true against ``temporal_grounding``; the column appears when a run has ground
+    truth) overall."""
+    claims = any(res["groups"].get("Overall", {}).get("claims_true") is not None for res in runs.values())
+    head = ["model", "Generic acc", "Reasoning acc", "Overall acc", "TAC cons.", "TAC agree", "VAS"]
+    head += ["Claims true", "source"] if claims else ["source"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     rows: list[tuple[str, dict[str, Any], str]] = []
     if paper:
@@ -80,7 +84,8 @@ def summary_markdown(runs: dict[str, dict[str, Any]], paper: bool = False) -> st
             return g.get(group, {}).get(key)
 
         cells = [name, *(_fmt(get(t, "accuracy")) for t in GROUP_TITLES)]
-        cells += [_fmt(get("Overall", k)) for k in ("tac_consistency", "tac_agreement", "vas")]
+        keys = ("tac_consistency", "tac_agreement", "vas", *(("claims_true",) if claims else ()))
+        cells += [_fmt(get("Overall", k)) for k in keys]
         lines.append("| " + " | ".join([*cells, source]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -266,3 +266,35 @@ def test_truncated_and_equal_rewards_give_finite_zero_advantage_step(synth_dir, 
     assert float(row["train/zero_std_groups"]) == 1.0
     assert float(row["train/advantage_abs"]) == 0.0
     assert float(row["train/loss"]) == 0.0
+
+
+@pytest.mark.slow
+def test_grpo_with_the_checked_temporal_reward_logs_claim_truth(synth_dir, tiny_model_dir, tmp_path):
+    root = tmp_path / "run"
+    override = _write(
+        tmp_path / "checked.yaml",
+        f"""
+        model:
+          init_args:
+            rewards:
+              rewards:
+                accuracy: {{class_path: lit_videor2.rewards.AccuracyReward}}
+                format: {{class_path: lit_videor2.rewards.FormatReward}}
+                temporal: {{class_path: lit_videor2.rewards.TemporalAlignmentReward, init_args: {{rule: checked}}}}
+            generation_eval: {{max_new_tokens: 6, do_sample: false, temporal_reward: false}}
+        data:
+          val_file: {synth_dir / "val.json"}
+        trainer:
+          limit_val_batches: 1
+          val_check_interval: 1
+          check_val_every_n_epoch: null
+    """,
+    )
+    args = _args(synth_dir, tiny_model_dir, root, "--trainer.max_steps", "1", "--trainer.log_every_n_steps", "1")
+    cli = VideoR2CLI(args=["fit", *args, "--config", str(override)])
+    assert cli.model.rewards.rewards["temporal"].rule == "checked"
+    rows = _metrics(root)
+    keys = set().union(*(r.keys() for r in rows))
+    assert "train/rewards/temporal_mean" in keys
+    for key in ("val/claims_true", "val/with_claim", "val/stated_colour", "val/accuracy"):
+        assert key in keys, key

@@ -221,3 +221,75 @@ def test_metrics_two_gloo_ranks(tmp_path):
     # seconds on a loaded 2-core machine).
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     mp.start_processes(_worker, args=(2, str(tmp_path / "init")), nprocs=2, join=True, start_method=method)
+
+
+# ------------------------------------------------------------------------------------------ claim truth
+
+
+def claims_batch(seed: int, n: int = 12):
+    """Completions citing a shape at a second of a 4-second clip, right or wrong in time, colour and shape."""
+    from lit_videor2.demo.synthetic_scenes import SHAPES
+
+    colours = ["red", "green", "blue"]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        t, c, s = rng.randint(1, 3), rng.choice(colours), rng.choice(SHAPES)
+        ct = t if rng.random() < 0.6 else rng.randint(1, 3)  # right more often than by chance
+        cc = c if rng.random() < 0.6 else rng.choice(colours)
+        cs = s if rng.random() < 0.6 else rng.choice(SHAPES + ("",))
+        text = f"At 00:0{ct} a {cc} {cs} appears." if rng.random() < 0.8 else "A shape appears."
+        out.append(
+            (f"<think>{text} So the answer is A.</think><answer>A</answer>", {f"00:0{t}": f"A {c} {s} appears."})
+        )
+    return out
+
+
+def claims_reference(batch):
+    """Plain-Python claim truth of the crafted batch: one claim per completion (or none)."""
+    n = true = complete = with_claim = 0
+    for completion, truth in batch:
+        think = completion.split("</think>")[0]
+        if "At 00:0" not in think:
+            continue
+        with_claim += 1
+        n += 1
+        rest = think.split("At 00:0")[1]
+        t, words = rest[0], rest[1:].split("appears")[0].split()[1:]  # [colour] or [colour, shape]
+        ((gt_key, gt),) = truth.items()
+        _, gc, gs, _ = gt.split()
+        same_time = t == gt_key[-1]
+        colour_ok, shape = words[0] == gc, (words[1:] or [None])[0]
+        shape_ok = shape in (gs, None)  # "a red  appears": the shape left out
+        true += same_time and colour_ok and shape_ok
+        complete += same_time and colour_ok and shape == gs
+    return {
+        "claims_true": 100 * true / n,
+        "claims_complete": 100 * complete / n,
+        "with_claim": 100 * with_claim / len(batch),
+    }
+
+
+def test_claim_truth_several_batches_and_prediction_metrics():
+    from lit_videor2.evaluation.judging import row_claims
+    from lit_videor2.metrics import ClaimTruth, PredictionMetrics, claim_truth
+
+    batches = [claims_batch(seed) for seed in range(3)]
+    union = [x for b in batches for x in b]
+    want = claims_reference(union)
+    metric, rows_metric = ClaimTruth(), PredictionMetrics()
+    for b in batches:
+        metric.update([c for c, _ in b], [g for _, g in b], durations=[4.0] * len(b))
+        rows = [{"completion": c, "temporal_grounding": g, "duration": 4.0} for c, g in b]
+        for r in rows:
+            r.update(correct=1.0, format=1.0, tac_a=True, tac_t=True, vas=5.0, tar=None, claims=row_claims(r))
+        rows_metric.update(rows + [{"correct": 0.0, "tac_a": False, "tac_t": False, "vas": 0.0, "claims": None}])
+    got, from_rows = metric.compute(), rows_metric.compute()
+    once = claim_truth([c for c, _ in union], [g for _, g in union], [4.0] * len(union))
+    for key, value in want.items():
+        assert float(got[key]) == pytest.approx(value), key
+        assert float(from_rows[key]) == pytest.approx(value), key  # rows without ground truth are left out
+        assert float(once[key]) == pytest.approx(value), key
+    assert float(got["stated_colour"]) == pytest.approx(100.0)
+    assert 0 < float(got["stated_object"]) < 100  # some claims leave the shape out
+    assert math.isnan(float(ClaimTruth().compute()["claims_true"]))  # no claim: undefined

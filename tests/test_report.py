@@ -190,3 +190,25 @@ def test_compare_paper_shows_coverage_of_the_eleven_benchmarks(tmp_path):
     assert "Coverage" not in make_report([run], tmp_path / "out2")["markdown"]
     with pytest.raises(ReportError):
         make_report([tmp_path / "missing.jsonl"], tmp_path / "out3")
+
+
+def test_claim_truth_in_tables_and_summary(tmp_path, capsys):
+    from lit_videor2.evaluation.judging import row_claims
+
+    truth = {"00:02": "A red circle appears."}
+    texts = ["At 00:02 a red circle appears.", "At 00:01 a red circle appears.", "At 00:02 a blue circle appears."]
+    rows = _rows("T", "generic", [1, 1, 0, 0], [T, T, F, F], [T, T, F, F], [5, 5, 5, 5])
+    for r, text in zip(rows, [*texts, "No time here."]):
+        r.update(completion=f"<think>{text}</think><answer>A</answer>", temporal_grounding=truth, duration=4.0)
+        r["claims"] = row_claims(r)
+    res = compute_results(rows + ROWS_B)
+    t = res["benchmarks"]["T"]
+    assert t["claims_true"] == pytest.approx(100 / 3) and t["claims_contradicted"] == pytest.approx(100 / 3)
+    assert t["with_claim"] == pytest.approx(75.0) and t["stated_colour"] == pytest.approx(100.0)
+    assert "claims_true" not in res["benchmarks"]["B"]  # no ground truth: no claim metrics
+    assert res["groups"]["Overall"]["claims_true"] == pytest.approx(100 / 3)  # B left out of the mean
+    assert "| T | generic | 4 | 50.0 | 100.0 | 100.0 | 50.0 | – | 33.3 | 75.0 |" in results_markdown(res)
+    run = tmp_path / "r" / "predictions.jsonl"
+    write_predictions(run, rows)
+    main(["report", "--predictions", str(run), "--labels", "mine"])
+    assert "| mine | 50.0 | – | 50.0 | 100.0 | 100.0 | 50.0 | 33.3 | this run |" in capsys.readouterr().out

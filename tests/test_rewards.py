@@ -357,3 +357,88 @@ def test_tar_reward_claims_far_from_every_reference_time_score_zero():
     assert _tar()([far], **cols) == [0.0]
     near_and_far = W("At 00:10 man lifts red box. So the answer is B.", "B")
     assert _tar()([far, near_and_far], **{k: v * 2 for k, v in cols.items()}) == [0.0, 1.0]
+
+
+# ------------------------------------------------------------------------------------ checked TAR (option)
+
+
+class Fixed(Embedder):
+    """Every pair of sentences is cosine 0.9: only time and the closed attributes can refuse a match."""
+
+    def encode(self, sentences):
+        out = torch.zeros(len(sentences), 2)
+        out[:, 0], out[:, 1] = 0.9**0.5, 0.1**0.5
+        return out
+
+
+def test_checked_rule_refuses_contradictions_and_reads_the_clip_length():
+    ref = {"00:02": "A red circle appears."}
+    wrong_colour, wrong_second, right = (
+        {"00:02": "a blue circle appears"},
+        {"00:01": "a red circle appears"},
+        {"00:02": "a red circle shows up"},
+    )
+    kw = dict(embedder=Fixed(), duration=4.0)
+    for pred in (wrong_colour, wrong_second, right):  # the reference rule pays all three (±2 s, cosine 0.9)
+        assert temporal_alignment_score(pred, ref, **kw) == 1.0
+    assert temporal_alignment_score(wrong_colour, ref, rule="checked", **kw) == 0.0
+    assert temporal_alignment_score(wrong_second, ref, rule="checked", **kw) == 0.0  # a 4-second clip: the second
+    assert temporal_alignment_score(right, ref, rule="checked", **kw) == 1.0  # a paraphrase still matches
+    # minutes-long: the checked window is the reference's ±2 s
+    assert temporal_alignment_score(wrong_second, ref, rule="checked", embedder=Fixed(), duration=300.0) == 1.0
+    assert temporal_alignment_score(wrong_second, ref, rule="checked", embedder=Fixed()) == 1.0  # no duration
+    assert match_claims(right, ref, rule="checked", **kw) == [("00:02", "00:02")]
+    with pytest.raises(ValueError, match="rule"):
+        temporal_alignment_score(right, ref, rule="strict", **kw)
+
+
+def test_checked_reward_option_uses_duration_and_frame_times():
+    ref = {"00:02": "A red circle appears."}
+    completions = [
+        W(f"At 00:0{t} a {c} circle appears. So the answer is B.", "B")
+        for t, c in [(2, "red"), (1, "red"), (2, "blue")]
+    ]
+    cols = dict(id=["r"] * 3, temporal_grounding=[ref] * 3, options=[["A. x", "B. y"]] * 3, question=["q"] * 3)
+    reference = TemporalAlignmentReward(embedder=Fixed())
+    checked = TemporalAlignmentReward(embedder=Fixed(), rule="checked")
+    assert reference(completions, duration=[4.0] * 3, **cols) == [1.0, 1.0, 1.0]
+    assert checked(completions, duration=[4.0] * 3, **cols) == [1.0, 0.0, 0.0]
+    frames = [[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]] * 3
+    assert checked(completions, frame_times=frames, **cols) == [1.0, 0.0, 0.0]
+    assert checked(completions, duration=[240.0] * 3, **cols) == [1.0, 1.0, 0.0]  # ±2 s: only the colour refuses
+    with pytest.raises(ValueError, match="rule"):
+        TemporalAlignmentReward(embedder=Fixed(), rule="strict")
+    with pytest.raises(ValueError, match="pad_per_s"):
+        TemporalAlignmentReward(embedder=Fixed(), rule="checked", pad_per_s=-1.0)
+
+
+def test_checked_reward_asks_a_verifier_only_where_the_vocabulary_cannot_decide():
+    from lit_videor2.judges.llm import LLMJudge
+
+    class ScriptedJudge(LLMJudge):
+        """An LLM judge whose 'model' says FALSE when the ground truth mentions a hammer."""
+
+        def __init__(self):
+            super().__init__()
+            self.asked = []
+
+        def complete(self, requests):
+            out = []
+            for r in requests:
+                user = r.messages[-1]["content"]
+                self.asked.append(user)
+                out.append("FALSE\nno" if "hammer" in user.split("CLAIM:")[0] else "TRUE\nyes")
+            return out
+
+    judge = ScriptedJudge()
+    reward = TemporalAlignmentReward(embedder=Fixed(), rule="checked", verifier=judge, gated=False)
+    ref = [{"00:10": "He grabs a hammer."}, {"00:10": "He grabs a wrench."}, {"00:10": "A red car appears."}]
+    completions = [W("At 00:10 he grabs the tool.", "B")] * 2 + [W("At 00:10 a red car shows up.", "B")]
+    assert reward(completions, id=["a", "b", "c"], temporal_grounding=ref, duration=[60.0] * 3) == [0.0, 1.0, 1.0]
+    assert len(judge.asked) == 2  # the car pair agrees on colour and object: decided without the judge
+    reward(completions, id=["a", "b", "c"], temporal_grounding=ref, duration=[60.0] * 3)
+    assert len(judge.asked) == 2  # verdicts cached per pair
+    with pytest.raises(ValueError, match="verifier"):
+        TemporalAlignmentReward(embedder=Fixed(), verifier=judge)  # the reference rule takes no verifier
+    with pytest.raises(ValueError, match="verifier"):
+        TemporalAlignmentReward(embedder=Fixed(), rule="checked", verifier=object())

@@ -354,3 +354,42 @@ def test_page_stays_usable_with_5000_samples(browser, view_inputs, tmp_path):
     assert _count(page) == sum(r["correct"] < 1 for r in big)
     assert errors == []
     page.close()
+
+
+# ------------------------------------------------------------------------------------------- claim checks
+
+
+def test_claim_checks_beside_the_ground_truth():
+    from lit_videor2.rewards.claims import claim_verdicts
+    from lit_videor2.view.annotate import claim_checks
+    from lit_videor2.view.loading import annotate_entry
+
+    truth = {"00:01": "A red circle appears.", "00:03": "The red circle moves left."}
+    text = "<think>At 00:01 a red circle appears. At 00:03 the red circle moves right. At 00:02 a dot.</think>"
+    checks = claim_checks(text, truth, duration=4.0)
+    assert [c["verdict"] for c in checks] == ["true", "unverifiable", "contradicted"]
+    assert checks[2]["truth"] == {"key": "00:03", "start": 3, "end": 3, "text": "The red circle moves left."}
+    assert checks[2]["contradicted"] == ["direction"] and not checks[1]["timed"]
+    assert checks == [v.as_dict() for v in claim_verdicts(text, truth, frame_times=[0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5])]
+    assert claim_checks(text, None) is None
+    entry = annotate_entry(
+        {"completion": text, "duration": 4.0}, options=None, problem_type=None, grounding=truth, embedder=None
+    )
+    assert entry["claims_checked"] == checks
+
+
+@pytest.mark.slow
+def test_page_marks_each_claim(browser, view_inputs, tmp_path):
+    from lit_videor2.view.annotate import claim_checks
+
+    rows = read_predictions(view_inputs["sft"])
+    build_view(tmp_path, predictions=[view_inputs["sft"]], options=ViewOptions(tar=False))
+    page, errors = _open(browser, tmp_path / "index.html")
+    want = [claim_checks(r["completion"], r["temporal_grounding"], frame_times=r["frame_times"]) or [] for r in rows]
+    verdicts = page.locator(".claims-check td.sim .badge").all_text_contents()
+    assert sorted(verdicts) == sorted(c["verdict"] for w in want for c in w)
+    assert {"true", "unverifiable"} <= set(verdicts)
+    truths = page.locator(".claims-check tr td:last-child").all_text_contents()
+    assert any(c["truth"]["text"] in t for w in want for c in w if c["truth"] for t in truths)
+    assert errors == []
+    page.close()

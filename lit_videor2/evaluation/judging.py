@@ -9,7 +9,10 @@ implementations: the accuracy and format rewards (:func:`~lit_videor2.rewards.ac
 (:func:`~lit_videor2.rewards.temporal_alignment_score`).
 
 TAR here is the *ungated* alignment precision, a diagnostic of the reasoning's timestamps; the consistency gate of
-the reward is reported separately as ``consistent``.
+the reward is reported separately as ``consistent``. ``claims`` holds the claim-truth counts of the row
+(:func:`~lit_videor2.rewards.claims.claim_summary`: each timestamped claim true, contradicted or unverifiable
+against ``temporal_grounding``, within the time window of the row's ``duration``/``frame_times``); rule-based, so
+it is filled whether or not TAR is, and None without ground truth.
 
 A judge backend can fail (an LLM server down or answering HTTP errors). :func:`judge_batch` reports those rows:
 with ``keep_failed`` they keep their previous judgments untouched (``lit_videor2 judge``); otherwise they get the
@@ -25,10 +28,11 @@ from typing import Any
 from lit_videor2.judges import HFJudge, Judge, OpenAIJudge, RuleBasedJudge
 from lit_videor2.metrics import answer_matches
 from lit_videor2.rewards import accuracy_score, format_score, temporal_alignment_score
+from lit_videor2.rewards.claims import claim_summary, claim_verdicts
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.text import extract_think, extract_timestamp_claims
 
-__all__ = ["judge_batch", "judge_name", "judge_rows", "parse_judge"]
+__all__ = ["judge_batch", "judge_name", "judge_rows", "parse_judge", "row_claims"]
 
 JUDGE_HELP = (
     "rule (offline, default) | hf:PATH_OR_ID[,device=cuda,dtype=bfloat16] | "
@@ -76,6 +80,17 @@ def _tar(completion: str, grounding: Any, embedder: Embedder | None) -> float | 
         return None
     claims = extract_timestamp_claims(extract_think(completion or ""))
     return temporal_alignment_score(claims, grounding, embedder=embedder)
+
+
+def row_claims(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The claim-truth counts of a predictions row (None without ``temporal_grounding``)."""
+    grounding = row.get("temporal_grounding")
+    if not grounding:
+        return None
+    verdicts = claim_verdicts(
+        row.get("completion") or "", grounding, duration=row.get("duration"), frame_times=row.get("frame_times")
+    )
+    return claim_summary(verdicts)
 
 
 def judge_rows(
@@ -133,6 +148,7 @@ def judge_batch(
             row["tar"] = _tar(texts[i], row.get("temporal_grounding"), embedder)
         else:
             row.setdefault("tar", None)  # --no-tar keeps an existing TAR
+        row["claims"] = row_claims(row)
         row["judge"] = name
         if i in failed:
             row["judge_failed"] = True

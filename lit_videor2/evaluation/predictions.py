@@ -86,6 +86,7 @@ ROW_COLUMNS = (
     "video",
     "frame_times",
     "temporal_grounding",
+    "duration",
 )
 
 #: The judgments :func:`~lit_videor2.evaluation.judging.judge_rows` adds to a row (and the completion's length).
@@ -100,6 +101,7 @@ JUDGMENT_FIELDS = (
     "consistent",
     "vas",
     "tar",
+    "claims",
     "judge",
     "num_tokens",
 )

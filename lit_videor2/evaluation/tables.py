@@ -8,7 +8,12 @@ Per benchmark (percentages 0–100):
   ``docs/method.md#tac-thinkanswer-consistency``);
 * ``tac_agreement`` — (TP + TN) / N × 100: reasoning and answer equally right or wrong;
 * ``vas`` — mean judge grounding score × 10 (0–100); ``tar`` — mean TAR over the samples that have temporal
-  grounding (None when none do).
+  grounding (None when none do);
+* claim truth (:data:`~lit_videor2.metrics.CLAIM_METRICS`, over the samples that have temporal grounding):
+  ``claims_true`` — of all timestamped claims in the reasoning, the share true against the ground truth;
+  ``with_claim`` — the share of completions carrying a timestamped claim (both in ``results.md``); in
+  ``results.json`` also ``claims_complete``, ``claims_contradicted``, ``claims_timed`` and ``stated_<attribute>``.
+  A benchmark without any temporal grounding has no claim keys (``–`` in the Markdown table).
 
 ``skipped`` counts the benchmark's records that ``test`` skipped (``data.on_error: skip``); ``results.json`` lists
 each with its reason under ``"skipped"`` and ``results.md`` lists the reasons under the table.
@@ -28,9 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from lit_videor2.evaluation.predictions import atomic_write_text, read_predictions
-from lit_videor2.metrics import PredictionMetrics
+from lit_videor2.metrics import CLAIM_METRICS, PredictionMetrics
 
-__all__ = ["METRICS", "benchmark_metrics", "compute_results", "results_markdown", "write_results"]
+__all__ = [
+    "ALL_METRICS",
+    "CLAIM_COLUMNS",
+    "METRICS",
+    "benchmark_metrics",
+    "compute_results",
+    "results_markdown",
+    "write_results",
+]
 
 #: Metric key -> column title of the Markdown table.
 METRICS = {
@@ -40,6 +53,11 @@ METRICS = {
     "vas": "VAS",
     "tar": "TAR",
 }
+#: Claim-truth columns of the Markdown table (all of :data:`~lit_videor2.metrics.CLAIM_METRICS` are in the JSON).
+CLAIM_COLUMNS = {"claims_true": "Claims true %", "with_claim": "w/ claim %"}
+#: Every metric key of a table row (``results.json``; logged as ``test/<name>/<key>``).
+ALL_METRICS = (*METRICS, *CLAIM_METRICS)
+_COLUMNS = {**METRICS, **CLAIM_COLUMNS}
 GROUPS = {"generic": "Generic", "reasoning": "Reasoning"}
 #: Skipped records listed with their reasons in ``results.md`` (all are in ``results.json``).
 MAX_LISTED_SKIPS = 20
@@ -61,7 +79,10 @@ def benchmark_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     metric = PredictionMetrics(sync_on_compute=False)  # rank 0 alone writes the tables
     metric.update(rows)
     values = metric.compute()
-    return {"n": n, **{key: _finite(float(values[key])) for key in METRICS}}
+    out = {"n": n, **{key: _finite(float(values[key])) for key in METRICS}}
+    if any(r.get("claims") is not None for r in rows):  # claim truth only where there is ground truth
+        out.update({key: _finite(float(values[key])) for key in CLAIM_METRICS})
+    return out
 
 
 def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
@@ -70,8 +91,9 @@ def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
         "skipped": sum(m.get("skipped", 0) for m in members),
         "benchmarks": len(members),
     }
-    for key in METRICS:
-        out[key] = _mean([m[key] for m in members if m[key] is not None])
+    for key in ALL_METRICS:
+        if key in METRICS or any(key in m for m in members):
+            out[key] = _mean([m[key] for m in members if m.get(key) is not None])
     return out
 
 
@@ -117,17 +139,17 @@ def _fmt(x: Any, digits: int = 1) -> str:
 def results_markdown(results: dict[str, Any], title: str | None = None) -> str:
     """The tables as one Markdown table (benchmarks, then the group rows in bold)."""
     skipped = results.get("skipped") or []
-    head = ["benchmark", "group", "n", *(["skipped"] if skipped else []), *METRICS.values()]
+    head = ["benchmark", "group", "n", *(["skipped"] if skipped else []), *_COLUMNS.values()]
     lines = [f"### {title}", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in results["benchmarks"].items():
         cells = [name, m["group"] or "–", _fmt(m["n"]), *([_fmt(m.get("skipped", 0))] if skipped else [])]
-        cells += [_fmt(m[k], 3 if k == "tar" else 1) for k in METRICS]
+        cells += [_fmt(m.get(k), 3 if k == "tar" else 1) for k in _COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     for name, m in results["groups"].items():
         cells = [f"**{name}**", f"mean of {m['benchmarks']}", _fmt(m["n"])]
         cells += [_fmt(m.get("skipped", 0))] if skipped else []
-        cells += [_fmt(m[k], 3 if k == "tar" else 1) for k in METRICS]
+        cells += [_fmt(m.get(k), 3 if k == "tar" else 1) for k in _COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     if skipped:
         lines += ["", f"Skipped records ({len(skipped)}, `data.on_error: skip`; not in the means):", ""]

@@ -21,6 +21,7 @@ from lit_videor2.judges.base import Judge, Options, _rows
 from lit_videor2.judges.prompts import (
     ChatRequest,
     answer_request,
+    claim_request,
     conclusion_request,
     consistency_request,
     grounding_request,
@@ -120,6 +121,12 @@ class LLMJudge(Judge):
         qs = _rows(questions, len(completions))
         requests = [grounding_request(q or "", c) if extract_think(c or "") else None for c, q in zip(completions, qs)]
         return [float(v) for v in self._judge(requests, parse_score, 0.0)]
+
+    def claims_agree(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """For ``(claim, ground truth)`` pairs about the same moment: is the claim consistent with the truth?
+        Used by the checked temporal alignment reward where its closed vocabularies cannot decide
+        (``TemporalAlignmentReward(rule="checked", verifier=judge)``). Fallback: False (the claim is not paid)."""
+        return [bool(v) for v in self._judge([claim_request(c, t) for c, t in pairs], parse_decision, False)]
 
     def consistency(self, completions, questions=None, options: Options = None, problem_types=None) -> list[bool]:
         qs = _rows(questions, len(completions))

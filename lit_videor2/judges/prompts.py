@@ -17,6 +17,7 @@ from lit_videor2.text import parse_option_letter
 
 __all__ = [
     "ChatRequest",
+    "claim_request",
     "EXTRACT_SAMPLING",
     "GROUNDING_SAMPLING",
     "NUDGE",
@@ -118,6 +119,21 @@ def consistency_request(question: str, reasoning: str, answer: str) -> ChatReque
         f"QUESTION:\n{question.strip() or '(none)'}\n\nTHINK:\n{reasoning.strip()}\n\nANSWER:\n{answer.strip()}\n\n"
         "On the first line output only TRUE (same conclusion) or FALSE (contradiction or unsupported); "
         "then one or two sentences of justification."
+    )
+    return ChatRequest([{"role": "system", "content": system}, {"role": "user", "content": user}], VERDICT_SAMPLING)
+
+
+def claim_request(claim: str, truth: str) -> ChatRequest:
+    """Verifier of the checked temporal alignment reward: does a claim agree with the ground truth? (TRUE/FALSE)"""
+    system = (
+        "You check evidence cited from a video. A CLAIM and a GROUND TRUTH describe the same moment of the video. "
+        "Decide whether the CLAIM is consistent with the GROUND TRUTH: a paraphrase, or saying less, is consistent; "
+        "another colour, number, kind of person or object, direction, event, or the opposite polarity is not."
+    )
+    user = (
+        f"GROUND TRUTH:\n{truth.strip()}\n\nCLAIM:\n{claim.strip()}\n\n"
+        "On the first line output only TRUE (consistent) or FALSE (contradicts the ground truth); "
+        "then one sentence of justification."
     )
     return ChatRequest([{"role": "system", "content": system}, {"role": "user", "content": user}], VERDICT_SAMPLING)
 

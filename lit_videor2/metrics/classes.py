@@ -11,16 +11,20 @@ from torchmetrics import Metric
 
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.metrics.functional import (
+    _CLAIM_SUMS,
+    _claims_compute,
+    _claims_update,
     _tac_compute,
     _tac_update,
     _vas_compute,
     _vas_update,
     _visual_reliance_compute,
     _visual_reliance_update,
+    claim_summaries,
     tac_correctness,
 )
 
-__all__ = ["PredictionMetrics", "ThinkAnswerConsistency", "VideoAttentionScore", "VisualReliance"]
+__all__ = ["ClaimTruth", "PredictionMetrics", "ThinkAnswerConsistency", "VideoAttentionScore", "VisualReliance"]
 
 
 class ThinkAnswerConsistency(Metric):
@@ -77,6 +81,37 @@ class VideoAttentionScore(Metric):
         return _vas_compute(self.state)
 
 
+class ClaimTruth(Metric):
+    """Claim truth: of all timestamped claims in the reasoning, the share true against ``temporal_grounding``
+    (``claims_true``), plus ``claims_complete``, ``claims_contradicted``, ``claims_timed``, ``with_claim`` and
+    ``stated_<attribute>`` (all 0–100; see :func:`~lit_videor2.metrics.functional.claim_truth`).
+
+    ``update(completions, groundings, durations=None, frame_times=None)``; completions without ground truth are left
+    out. State: sums (summed across ranks).
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("state", default=torch.zeros(len(_CLAIM_SUMS), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(
+        self,
+        completions: Sequence[str],
+        groundings: Sequence[Mapping | None],
+        durations: Sequence[float | None] | None = None,
+        frame_times: Sequence[Sequence[float] | None] | None = None,
+    ) -> None:
+        summaries = claim_summaries(completions, groundings, durations, frame_times)
+        self.state += _claims_update(summaries).to(self.state.device)
+
+    def compute(self) -> dict[str, Tensor]:
+        return _claims_compute(self.state)
+
+
 class VisualReliance(Metric):
     """Model-internal visual reliance (paper Figure 1): mean final-layer attention mass from generated tokens to
     video tokens, over all heads (in [0, 1]).
@@ -119,6 +154,10 @@ class PredictionMetrics(Metric):
     ``think_accuracy``  (TP + FP) / N × 100: the share whose reasoning concludes the right answer
     ``vas``             mean judge grounding score × 10 (0–100)
     ``tar``             mean TAR over rows that have one (NaN when none do)
+    ``claims_true``     of all timestamped claims of rows with ``temporal_grounding``, the share true × 100
+                        (row field ``claims``, a :func:`~lit_videor2.rewards.claims.claim_summary`); likewise
+                        ``claims_complete``, ``claims_contradicted``, ``claims_timed``, ``with_claim`` (share
+                        of those rows carrying a claim) and ``stated_<attribute>`` (see :class:`ClaimTruth`)
     =================== =====================================================================================
 
     Undefined ratios are NaN. States are sums (reduced across ranks on :meth:`compute`); the TAC counts are those
@@ -135,6 +174,7 @@ class PredictionMetrics(Metric):
         super().__init__(**kwargs)
         self.add_state("counts", default=torch.zeros(4, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("sums", default=torch.zeros(len(self._SUMS), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("claims", default=torch.zeros(len(_CLAIM_SUMS), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, rows: Sequence[Mapping]) -> None:
         rows = list(rows)
@@ -155,6 +195,7 @@ class PredictionMetrics(Metric):
         ]
         self.counts += _tac_update(a, t).to(self.counts.device)
         self.sums += torch.tensor(sums, dtype=torch.float64, device=self.sums.device)
+        self.claims += _claims_update([r.get("claims") for r in rows]).to(self.claims.device)
 
     def compute(self) -> dict[str, Tensor]:
         s = dict(zip(self._SUMS, self.sums.unbind()))
@@ -172,4 +213,5 @@ class PredictionMetrics(Metric):
             "think_accuracy": 100.0 * tac["think_accuracy"],
             "vas": mean(s["vas"], s["n"], 10.0),
             "tar": mean(s["tar"], s["tar_n"], 1.0),
+            **_claims_compute(self.claims),
         }

@@ -13,6 +13,13 @@ Metric classes (:mod:`lit_videor2.metrics.classes`) only add tensor states and s
   final transformer layer, averaged over all heads and then over generated tokens (in [0, 1]). No judge needed.
   ``per_video_token=True`` divides by the number of video tokens instead (mean attention per video token).
 
+* Claim truth (``docs/method.md#claim-truth``): the share of *all* timestamped claims of the reasoning that are true
+  against the record's ``temporal_grounding`` (:func:`lit_videor2.rewards.claims.claim_verdicts`: a ground truth
+  within the time window that the claim agrees with and contradicts in nothing); ``claims_complete`` also asks the
+  claim to state every closed attribute its ground truth states; ``with_claim`` is the share of completions that
+  carry a timestamped claim; ``stated_<attribute>`` the share of claims stating each closed attribute, so that a
+  model dropping a hard attribute shows. Rule-based, no judge or embedder.
+
 Undefined ratios (no sample, no correct answer) are NaN.
 """
 
@@ -28,10 +35,14 @@ from torch import Tensor
 
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.problem_types import REGRESSION, is_multiple_choice, lookup_problem_type
+from lit_videor2.rewards.claims import ATTRIBUTES, claim_summary, claim_verdicts
 from lit_videor2.text import parse_number, resolve_option_letter, strip_answer_tags
 
 __all__ = [
+    "CLAIM_METRICS",
     "answer_matches",
+    "claim_summaries",
+    "claim_truth",
     "final_layer_attention",
     "tac_correctness",
     "think_answer_consistency",
@@ -139,6 +150,74 @@ def video_attention_score(
     """VAS of one batch: mean judge grounding score ×10 (0–100)."""
     judge = judge if judge is not None else RuleBasedJudge()
     return _vas_compute(_vas_update(torch.tensor(judge.grounding_scores(completions, questions))))
+
+
+# --------------------------------------------------------------------------------------------- claim truth
+
+#: The claim-truth metrics (percentages 0–100) that :func:`_claims_compute` returns.
+CLAIM_METRICS = (
+    "claims_true",
+    "claims_complete",
+    "claims_contradicted",
+    "claims_timed",
+    "with_claim",
+    *(f"stated_{a}" for a in ATTRIBUTES),
+)
+_CLAIM_SUMS = ("completions", "with_claim", "n", "true", "complete", "contradicted", "timed", *ATTRIBUTES)
+
+
+def claim_summaries(
+    completions: Sequence[str],
+    groundings: Sequence[dict | None],
+    durations: Sequence[float | None] | None = None,
+    frame_times: Sequence[Sequence[float] | None] | None = None,
+) -> list[dict | None]:
+    """Per completion :func:`~lit_videor2.rewards.claims.claim_summary` (None where the record has no
+    ``temporal_grounding``)."""
+    n = len(completions)
+    durations = list(durations) if durations is not None else [None] * n
+    frame_times = list(frame_times) if frame_times is not None else [None] * n
+    return [
+        claim_summary(claim_verdicts(c, g, duration=d, frame_times=t)) if g else None
+        for c, g, d, t in zip(completions, groundings, durations, frame_times)
+    ]
+
+
+def _claims_update(summaries: Sequence[dict | None]) -> Tensor:
+    """Sums over completions with ground truth: ``completions``, ``with_claim``, claims ``n``, ``true``,
+    ``complete``, ``contradicted``, ``timed``, then claims stating each of :data:`ATTRIBUTES`."""
+    out = torch.zeros(len(_CLAIM_SUMS), dtype=torch.float64)
+    for s in summaries:
+        if s is None:
+            continue
+        row = [1, int(s["n"] > 0), s["n"], s["true"], s["complete"], s["contradicted"], s.get("timed", 0)]
+        row += [s["stated"].get(a, 0) for a in ATTRIBUTES]
+        out += torch.tensor(row, dtype=torch.float64)
+    return out
+
+
+def _claims_compute(state: Tensor) -> dict[str, Tensor]:
+    s = dict(zip(_CLAIM_SUMS, state.unbind()))
+    out = {
+        "claims_true": 100.0 * _div(s["true"], s["n"]),
+        "claims_complete": 100.0 * _div(s["complete"], s["n"]),
+        "claims_contradicted": 100.0 * _div(s["contradicted"], s["n"]),
+        "claims_timed": 100.0 * _div(s["timed"], s["n"]),
+        "with_claim": 100.0 * _div(s["with_claim"], s["completions"]),
+    }
+    out.update({f"stated_{a}": 100.0 * _div(s[a], s["n"]) for a in ATTRIBUTES})
+    return out
+
+
+def claim_truth(
+    completions: Sequence[str],
+    groundings: Sequence[dict | None],
+    durations: Sequence[float | None] | None = None,
+    frame_times: Sequence[Sequence[float] | None] | None = None,
+) -> dict[str, Tensor]:
+    """Claim truth of one batch (:data:`CLAIM_METRICS`, 0–100) over the completions whose record has
+    ``temporal_grounding``; the time window of each follows its ``durations`` (or ``frame_times``)."""
+    return _claims_compute(_claims_update(claim_summaries(completions, groundings, durations, frame_times)))
 
 
 # ------------------------------------------------------------------------------------- visual reliance

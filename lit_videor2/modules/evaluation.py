@@ -33,7 +33,7 @@ from lit_videor2.evaluation.predictions import (
     part_file,
     write_predictions,
 )
-from lit_videor2.evaluation.tables import METRICS, compute_results, results_markdown, write_results
+from lit_videor2.evaluation.tables import ALL_METRICS, compute_results, results_markdown, write_results
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.models.policy import PolicySpec
 from lit_videor2.modules.base import PolicyModule
@@ -167,8 +167,8 @@ class EvalModule(PolicyModule):
         results = strategy.broadcast(results, src=0)
         self._finalized = True
         for name, m in [*results["benchmarks"].items(), *results["groups"].items()]:
-            for key in METRICS:
-                if m[key] is not None:
+            for key in ALL_METRICS:
+                if m.get(key) is not None:
                     self.log(f"test/{name}/{key}", float(m[key]), sync_dist=False, rank_zero_only=False)
 
     def teardown(self, stage: str) -> None:

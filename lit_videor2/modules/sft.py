@@ -23,7 +23,8 @@ class SFTModule(PolicyModule):
     Logs ``train/loss``, ``train/lr``, ``train/grad_norm``, ``train/tokens_per_s``, ``train/nonfinite_steps``,
     ``data/skipped``; validation logs ``val/loss`` and, with ``generation_eval``, the figures of
     :class:`~lit_videor2.metrics.PredictionMetrics` as ``lit_videor2 test`` computes them (``val/accuracy``,
-    ``val/format``, ``val/tac_consistency``, ``val/tac_agreement``, ``val/think_accuracy``, ``val/vas``, ``val/tar``).
+    ``val/format``, ``val/tac_consistency``, ``val/tac_agreement``, ``val/think_accuracy``, ``val/vas``, ``val/tar``,
+    and the claim truth ``val/claims_true``, ``val/claims_complete``, ``val/with_claim``, ``val/stated_<attribute>``…).
     """
 
     def __init__(

@@ -11,6 +11,16 @@
    options; 0 when either side is empty.
 4. Gate (:class:`TemporalAlignmentReward`): paid only when the consistency gate passes (R = gate · TAR).
 
+The checked rule (``rule="checked"``, an option; the reference rule is the default): a ground-truth claim is a
+candidate only if it is within the time window of :func:`lit_videor2.rewards.claims.time_tolerance` —
+``min(pad_s, duration · pad_per_s)``, 1 s per minute of video and at most the reference's 2 s by default, so a
+claim on a 4-second clip must name the right second — and the predicted claim contradicts it on no closed
+attribute (colour, count, object class, direction, appear/disappear, start/stop, negation;
+:func:`lit_videor2.rewards.claims.contradictions`), whatever the cosine. Paraphrases still match by the cosine.
+Without a ``duration`` (or ``frame_times``) column the window is the reference's ``pad_s``. Optionally a
+``verifier`` (an LLM judge of the project's backends, :meth:`lit_videor2.judges.llm.LLMJudge.claims_agree`) decides
+the candidate pairs on which the vocabularies find nothing to compare; a pair it calls inconsistent is no candidate.
+
 Kept from the reference: half-to-even rounding of seconds, unparseable/open-ended/empty claims dropped from the
 denominator, a later duplicate key wins, greedy time-ordered matching, the ≥ threshold rule.
 Deliberate fixes: a claim with an unusable key (``inf``, non-numeric) or a non-string sentence is dropped instead
@@ -21,6 +31,7 @@ cached per record, and TAR is not computed for completions whose gate is 0.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -28,6 +39,7 @@ from typing import Any, Literal
 import torch
 
 from lit_videor2.rewards.base import Reward, resolve_reward
+from lit_videor2.rewards.claims import PAD_PER_S, agreements, claim_attributes, contradictions, time_tolerance
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.rewards.gate import ConsistencyGate
 from lit_videor2.text import Claim, claims_from_mapping, extract_think, extract_timestamp_claims
@@ -35,6 +47,7 @@ from lit_videor2.text import Claim, claims_from_mapping, extract_think, extract_
 __all__ = [
     "TemporalAlignmentReward",
     "alignment_score",
+    "checked_candidates",
     "greedy_match",
     "match_claims",
     "temporal_alignment_score",
@@ -42,6 +55,8 @@ __all__ = [
 ]
 
 Score = Literal["precision", "recall", "f1"]
+Rule = Literal["reference", "checked"]
+RULES = ("reference", "checked")
 ClaimExtractor = Callable[[str], Mapping[str, str]]
 
 
@@ -51,6 +66,35 @@ def temporal_candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: floa
         [j for j, r in enumerate(ref) if p.start - pad_s <= r.end + pad_s and r.start - pad_s <= p.end + pad_s]
         for p in pred
     ]
+
+
+_attributes = functools.lru_cache(maxsize=1 << 16)(claim_attributes)  # read-only use: never mutate the result
+
+
+def checked_candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float) -> list[list[int]]:
+    """:func:`temporal_candidates` without the reference claims that a predicted claim contradicts on a closed
+    attribute (:func:`lit_videor2.rewards.claims.contradictions`)."""
+    return [
+        [j for j in cands if not contradictions(_attributes(p.text), _attributes(ref[j].text))]
+        for p, cands in zip(pred, temporal_candidates(pred, ref, pad_s))
+    ]
+
+
+def _candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float, rule: str) -> list[list[int]]:
+    if rule == "reference":
+        return temporal_candidates(pred, ref, pad_s)
+    if rule == "checked":
+        return checked_candidates(pred, ref, pad_s)
+    raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+
+
+def _window(rule: str, pad_s: float, pad_per_s: float, duration: Any = None, frame_times: Any = None) -> float:
+    """The padding of one sample: ``pad_s`` under the reference rule, :func:`time_tolerance` under the checked."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule == "reference":
+        return pad_s
+    return time_tolerance(duration, frame_times, pad_per_s=pad_per_s, max_pad_s=pad_s)
 
 
 def greedy_match(
@@ -95,8 +139,10 @@ def _resolve_embedder(embedder: Embedder | str | None) -> Embedder:
     return embedder
 
 
-def _match(pred: list[Claim], ref: list[Claim], pad_s: float, threshold: float, embedder) -> list[tuple[int, int]]:
-    candidates = temporal_candidates(pred, ref, pad_s)
+def _match(
+    pred: list[Claim], ref: list[Claim], pad_s: float, threshold: float, embedder, rule: str = "reference"
+) -> list[tuple[int, int]]:
+    candidates = _candidates(pred, ref, pad_s, rule)
     need_p = [i for i, c in enumerate(candidates) if c]
     if not need_p:
         return []
@@ -114,15 +160,22 @@ def match_claims(
     pad_s: float = 2.0,
     threshold: float = 0.75,
     embedder: Embedder | str | None = None,
+    rule: Rule = "reference",
+    duration: float | None = None,
+    frame_times: Sequence[float] | None = None,
+    pad_per_s: float = PAD_PER_S,
 ) -> list[tuple[str, str]]:
     """Matched ``(predicted key, reference key)`` pairs, keys as given in the inputs, in predicted time order.
 
-    ``embedder`` None uses the shipped all-MiniLM-L6-v2; a string is a local path or model id.
+    ``embedder`` None uses the shipped all-MiniLM-L6-v2; a string is a local path or model id. ``rule="checked"``:
+    the window of ``duration``/``frame_times`` (at most ``pad_s``) and no match across a closed-attribute
+    contradiction (see the module docstring).
     """
     pred, ref = claims_from_mapping(pred_claims), claims_from_mapping(ref_claims)
     if not pred or not ref:
         return []
-    return [(pred[i].source_key, ref[j].source_key) for i, j in _match(pred, ref, pad_s, threshold, embedder)]
+    pad = _window(rule, pad_s, pad_per_s, duration, frame_times)
+    return [(pred[i].source_key, ref[j].source_key) for i, j in _match(pred, ref, pad, threshold, embedder, rule)]
 
 
 def temporal_alignment_score(
@@ -133,19 +186,25 @@ def temporal_alignment_score(
     threshold: float = 0.75,
     embedder: Embedder | str | None = None,
     score: Score = "precision",
+    rule: Rule = "reference",
+    duration: float | None = None,
+    frame_times: Sequence[float] | None = None,
+    pad_per_s: float = PAD_PER_S,
 ) -> float:
-    """Ungated TAR of one claim map against the reference map (precision by default)."""
+    """Ungated TAR of one claim map against the reference map (precision by default); ``rule`` as in
+    :func:`match_claims`."""
     pred, ref = claims_from_mapping(pred_claims), claims_from_mapping(ref_claims)
     if not pred or not ref:
         return 0.0
-    return alignment_score(len(_match(pred, ref, pad_s, threshold, embedder)), len(pred), len(ref), score)
+    pad = _window(rule, pad_s, pad_per_s, duration, frame_times)
+    return alignment_score(len(_match(pred, ref, pad, threshold, embedder, rule)), len(pred), len(ref), score)
 
 
 class TemporalAlignmentReward(Reward):
     """Gated temporal alignment reward over the ``temporal_grounding`` column.
 
     Args:
-        pad_s: padding in seconds added to each side of both intervals.
+        pad_s: padding in seconds added to each side of both intervals (under ``rule="checked"``: its cap).
         threshold: minimum cosine similarity of a match.
         score: ``"precision"`` (reference), ``"recall"`` or ``"f1"``.
         embedder: an :class:`Embedder`, a local model path or model id, or None for the shipped all-MiniLM-L6-v2
@@ -154,6 +213,13 @@ class TemporalAlignmentReward(Reward):
         gate: consistency gate; None: :class:`ConsistencyGate` with the rule-based judge.
         gated: False pays TAR regardless of the gate (the "+TAR" ablation).
         cache_size: records whose reference-claim embeddings are kept.
+        rule: ``"reference"`` (default; the reference's rule: ±``pad_s`` window, cosine only) or ``"checked"``:
+            the window ``min(pad_s, duration · pad_per_s)`` of each sample's ``duration`` (or ``frame_times``)
+            column, and no match across a closed-attribute contradiction whatever the cosine.
+        pad_per_s: the checked window's padding per second of video (default 1/60: 1 s per minute).
+        verifier: with ``rule="checked"`` only, optional: a judge with ``claims_agree(pairs) -> list[bool]`` (the
+            project's HF or OpenAI-compatible judges) asked about the candidate pairs that share no closed attribute
+            (the vocabularies cannot decide); one batched call per reward call, answers cached per pair.
 
     A sample whose ``temporal_grounding`` is None (or a batch without the column) scores None: does not apply.
     """
@@ -170,8 +236,23 @@ class TemporalAlignmentReward(Reward):
         gate: ConsistencyGate | None = None,
         gated: bool = True,
         cache_size: int = 1024,
+        rule: Rule = "reference",
+        pad_per_s: float = PAD_PER_S,
+        verifier: Any = None,
     ) -> None:
         alignment_score(0, 1, 1, score)  # validates ``score``
+        if rule not in RULES:
+            raise ValueError(f"TemporalAlignmentReward: rule must be one of {RULES}, got {rule!r}")
+        time_tolerance(None, pad_per_s=pad_per_s, max_pad_s=pad_s)  # validates the window's parameters
+        if verifier is not None and (rule != "checked" or not callable(getattr(verifier, "claims_agree", None))):
+            raise ValueError(
+                "TemporalAlignmentReward: a verifier needs rule='checked' and a judge with claims_agree(pairs) "
+                f"(lit_videor2.judges.HFJudge or OpenAIJudge); got rule={rule!r}, verifier {type(verifier).__name__}"
+            )
+        self.rule = rule
+        self.pad_per_s = pad_per_s
+        self.verifier = verifier
+        self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self.pad_s = pad_s
         self.threshold = threshold
         self.score = score
@@ -200,12 +281,16 @@ class TemporalAlignmentReward(Reward):
         completions: list[str],
         temporal_grounding: Sequence[Mapping[str, str] | None] | None = None,
         id: Sequence[Any] | None = None,  # noqa: A002 - the column's name
+        duration: Sequence[float | None] | None = None,
+        frame_times: Sequence[Sequence[float] | None] | None = None,
         **columns: Any,
     ) -> list[float | None]:
         n = len(completions)
         if temporal_grounding is None:
             return [None] * n
         ids = id if id is not None else [None] * n
+        durations = duration if duration is not None else [None] * n
+        times = frame_times if frame_times is not None else [None] * n
         gate = self.gate(completions, **columns) if self.gated else [1.0] * n
         out: list[float | None] = [None if g is None else 0.0 for g in temporal_grounding]
         jobs = []  # (sample, pred claims, ref claims, ref emb, candidates)
@@ -215,7 +300,10 @@ class TemporalAlignmentReward(Reward):
             ref, ref_emb = self.reference(rid, g)
             pred = claims_from_mapping(self.extractor(extract_think(c or "") or ""))
             if pred and ref:
-                jobs.append((i, pred, ref, ref_emb, temporal_candidates(pred, ref, self.pad_s)))
+                pad = _window(self.rule, self.pad_s, self.pad_per_s, durations[i], times[i])
+                jobs.append((i, pred, ref, ref_emb, _candidates(pred, ref, pad, self.rule)))
+        if self.verifier is not None:
+            jobs = self._verify(jobs)
         texts = sorted({p.text for _, pred, _, _, cands in jobs for p, c in zip(pred, cands) if c})
         emb = self.embedder.encode(texts) if texts else torch.zeros(0, 0)  # [T, D], one call for the batch
         row = {t: k for k, t in enumerate(texts)}
@@ -227,4 +315,31 @@ class TemporalAlignmentReward(Reward):
                 sim = emb[idx] @ ref_emb.T  # [P, R]
                 pairs = greedy_match(cands, lambda a, b, s=sim: float(s[a, b]), self.threshold)
             out[i] = float(gate[i]) * alignment_score(len(pairs), len(pred), len(ref), self.score)
+        return out
+
+    def _verify(self, jobs: list) -> list:
+        """Drop the candidate pairs the verifier calls inconsistent, among those the vocabularies cannot decide."""
+        undecided = []
+        for _, pred, ref, _, cands in jobs:
+            for p, cs in zip(pred, cands):
+                for j in cs:
+                    a, b = _attributes(p.text), _attributes(ref[j].text)
+                    if not agreements(a, b) and (p.text, ref[j].text) not in self._verdicts:
+                        undecided.append((p.text, ref[j].text))
+        undecided = list(dict.fromkeys(undecided))
+        if undecided:
+            for pair, ok in zip(undecided, self.verifier.claims_agree(undecided)):
+                self._verdicts[pair] = bool(ok)
+
+        def keep(p: Claim, r: Claim) -> bool:
+            return bool(agreements(_attributes(p.text), _attributes(r.text))) or self._verdicts.get(
+                (p.text, r.text), True
+            )
+
+        out = [
+            (i, pred, ref, emb, [[j for j in cs if keep(p, ref[j])] for p, cs in zip(pred, cands)])
+            for i, pred, ref, emb, cands in jobs
+        ]
+        while len(self._verdicts) > 16 * self.cache_size:  # bounded memory over a long run
+            self._verdicts.popitem(last=False)
         return out

@@ -10,7 +10,9 @@ Everything is read with the project's own parsers, so the page shows what the ju
 * the TAR pairing: claims by :func:`lit_videor2.text.extract_timestamp_claims` and
   :func:`lit_videor2.text.claims_from_mapping`, matches by :func:`lit_videor2.rewards.temporal.match_claims`,
   temporal windows by :func:`lit_videor2.rewards.temporal.temporal_candidates`, the score by
-  :func:`lit_videor2.rewards.temporal.alignment_score`.
+  :func:`lit_videor2.rewards.temporal.alignment_score`;
+* the claim checks: each claim true, contradicted or unverifiable against the ground truth, with the ground-truth
+  claim beside it, by :func:`lit_videor2.rewards.claims.claim_verdicts` (as the claim-truth metrics count them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lit_videor2.problem_types import is_multiple_choice
+from lit_videor2.rewards.claims import claim_verdicts
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.rewards.temporal import alignment_score, match_claims, temporal_candidates
 from lit_videor2.text import (
@@ -32,7 +35,7 @@ from lit_videor2.text import (
     find_timestamps,
 )
 
-__all__ = ["cited_times", "tac_spans", "tar_pairing", "text_segments"]
+__all__ = ["cited_times", "claim_checks", "tac_spans", "tar_pairing", "text_segments"]
 
 
 def tac_spans(
@@ -153,3 +156,20 @@ def tar_pairing(
     out["unmatched_ref"] = [j for j in range(len(ref)) if j not in done_r]
     out["score"] = alignment_score(len(pairs), len(pred), len(ref))
     return out
+
+
+def claim_checks(
+    completion: str | None,
+    grounding: Mapping[str, str] | None,
+    *,
+    duration: float | None = None,
+    frame_times: Sequence[float] | None = None,
+) -> list[dict[str, Any]] | None:
+    """Each timestamped claim of the reasoning with its verdict (``true``/``contradicted``/``unverifiable``), the
+    ground-truth claim it rests on (``truth``), the contradicted attributes, the attributes it states and the time
+    window ``pad_s``; None without ground truth (see :class:`lit_videor2.rewards.claims.ClaimVerdict`)."""
+    if not grounding:
+        return None
+    return [
+        v.as_dict() for v in claim_verdicts(completion or "", grounding, duration=duration, frame_times=frame_times)
+    ]

@@ -26,7 +26,7 @@ from lit_videor2.evaluation.judging import judge_rows
 from lit_videor2.evaluation.predictions import JUDGMENT_FIELDS, read_predictions, row_key
 from lit_videor2.judges import RuleBasedJudge
 from lit_videor2.rewards.embedding import Embedder
-from lit_videor2.view.annotate import cited_times, tac_spans, tar_pairing, text_segments
+from lit_videor2.view.annotate import cited_times, claim_checks, tac_spans, tar_pairing, text_segments
 from lit_videor2.view.sources import Sources, ViewError
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,9 @@ def annotate_entry(
     pad_s: float = 2.0,
     threshold: float = 0.75,
 ) -> dict[str, Any]:
-    """Add ``segments``, ``spans``, ``cited``, ``pairing`` and ``flags`` to an entry holding ``completion`` and
-    the judgment fields (in place; also returned)."""
+    """Add ``segments``, ``spans``, ``cited``, ``pairing``, ``claims_checked`` (each claim's verdict against the
+    ground truth) and ``flags`` to an entry holding ``completion`` and the judgment fields (in place; also
+    returned)."""
     text = entry.get("completion") or ""
     spans = tac_spans(text, options, problem_type)
     entry["spans"] = {k: v is not None for k, v in spans.items()}
@@ -71,6 +72,9 @@ def annotate_entry(
     entry["cited"] = cited_times(entry["segments"])
     pairing = tar_pairing(text, grounding, embedder=embedder, pad_s=pad_s, threshold=threshold)
     entry["pairing"] = pairing
+    entry["claims_checked"] = claim_checks(
+        text, grounding, duration=entry.get("duration"), frame_times=entry.get("frame_times")
+    )
     correct = _finite(entry.get("correct"))
     unmatched = None
     if pairing is not None and pairing["pairs"] is not None:
@@ -140,6 +144,7 @@ def prediction_items(
             elif any(e["label"] == label for e in item["entries"]):
                 continue  # a key repeated within one file: the first row wins, as when merging part files
             entry = {"label": label, "completion": row.get("completion") or "", "frame_times": row.get("frame_times")}
+            entry["duration"] = row.get("duration")
             entry.update({k: row.get(k) for k in JUDGMENT_FIELDS})
             annotate_entry(
                 entry,

@@ -270,6 +270,41 @@
     return box;
   }
 
+  function claimsView(entry) {
+    const checks = entry.claims_checked;
+    const box = el("div", "claims-check");
+    if (!checks) return box;
+    const n = checks.length;
+    const nTrue = checks.filter((c) => c.verdict === "true").length;
+    const head = el("div", "tar-head");
+    head.appendChild(el("span", "label", "Claims checked: "));
+    const win = n ? " (window ±" + num(checks[0].pad_s, 2) + " s)" : "";
+    head.appendChild(document.createTextNode(n ? nTrue + " of " + n + " true" + win : "no timestamped claim in the reasoning"));
+    box.appendChild(head);
+    if (!n) return box;
+    const table = el("table", "pairs");
+    const thead = el("tr");
+    ["claim (reasoning)", "verdict", "ground truth"].forEach((h) => thead.appendChild(el("th", null, h)));
+    table.appendChild(thead);
+    const cls = { true: "good", contradicted: "bad", unverifiable: "" };
+    checks.forEach((c) => {
+      const tr = el("tr", c.verdict === "true" ? "matched" : "unmatched");
+      tr.appendChild(claimCell(c));
+      const mid = el("td", "sim");
+      mid.appendChild(badge(c.verdict, cls[c.verdict]));
+      let note = "";
+      if (c.verdict === "contradicted") note = " " + c.contradicted.join(", ");
+      else if (c.verdict === "unverifiable") note = c.timed ? " nothing to compare" : " no ground truth in the window";
+      else if (!c.complete) note = " (leaves out an attribute the truth states)";
+      if (note) mid.appendChild(el("span", "note", note));
+      tr.appendChild(mid);
+      tr.appendChild(claimCell(c.truth));
+      table.appendChild(tr);
+    });
+    box.appendChild(table);
+    return box;
+  }
+
   function entryView(item, entry) {
     const box = el("div", "entry");
     box.dataset.strip = String(entry.strip);
@@ -293,6 +328,7 @@
     box.appendChild(completionView(entry));
     box.appendChild(tacView(item, entry));
     box.appendChild(pairingView(entry));
+    box.appendChild(claimsView(entry));
     return box;
   }
 

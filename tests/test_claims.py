@@ -1,10 +1,10 @@
-"""The checked-claims core (lit_videor2.rewards.claims): attributes, contradictions, the time window, verdicts."""
+"""The checked-claims core (lit_videor2.claims): attributes, contradictions, the time window, verdicts."""
 
 from __future__ import annotations
 
 import pytest
 
-from lit_videor2.rewards.claims import (
+from lit_videor2.claims import (
     ATTRIBUTES,
     claim_attributes,
     claim_summary,

@@ -16,7 +16,7 @@ UPWARD = ("lit_videor2.modules", "lit_videor2.evaluation", "lit_videor2.demo")
 #: floors. Kept in step with ``docs/development.md#the-house``; a new room must be placed here.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("errors", "console", "text", "problem_types", "losses"),
-    ("models", "judges"),
+    ("models", "judges", "claims"),
     ("data", "distributed", "checkpoints", "rewards", "metrics"),
     ("benchmarks", "rollout", "evaluation", "export"),
     ("modules", "demo", "report", "view", "ask"),

@@ -360,7 +360,7 @@ def test_page_stays_usable_with_5000_samples(browser, view_inputs, tmp_path):
 
 
 def test_claim_checks_beside_the_ground_truth():
-    from lit_videor2.rewards.claims import claim_verdicts
+    from lit_videor2.claims import claim_verdicts
     from lit_videor2.view.annotate import claim_checks
     from lit_videor2.view.loading import annotate_entry
 

@@ -10,7 +10,7 @@ implementations: the accuracy and format rewards (:func:`~lit_videor2.rewards.ac
 
 TAR here is the *ungated* alignment precision, a diagnostic of the reasoning's timestamps; the consistency gate of
 the reward is reported separately as ``consistent``. ``claims`` holds the claim-truth counts of the row
-(:func:`~lit_videor2.rewards.claims.claim_summary`: each timestamped claim true, contradicted or unverifiable
+(:func:`~lit_videor2.claims.claim_summary`: each timestamped claim true, contradicted or unverifiable
 against ``temporal_grounding``, within the time window of the row's ``duration``/``frame_times``); rule-based, so
 it is filled whether or not TAR is, and None without ground truth.
 
@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lit_videor2.claims import claim_summary, claim_verdicts
 from lit_videor2.judges import HFJudge, Judge, OpenAIJudge, RuleBasedJudge
 from lit_videor2.metrics import answer_matches
 from lit_videor2.rewards import accuracy_score, format_score, temporal_alignment_score
-from lit_videor2.rewards.claims import claim_summary, claim_verdicts
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.text import extract_think, extract_timestamp_claims
 

@@ -155,7 +155,7 @@ class PredictionMetrics(Metric):
     ``vas``             mean judge grounding score × 10 (0–100)
     ``tar``             mean TAR over rows that have one (NaN when none do)
     ``claims_true``     of all timestamped claims of rows with ``temporal_grounding``, the share true × 100
-                        (row field ``claims``, a :func:`~lit_videor2.rewards.claims.claim_summary`); likewise
+                        (row field ``claims``, a :func:`~lit_videor2.claims.claim_summary`); likewise
                         ``claims_complete``, ``claims_contradicted``, ``claims_timed``, ``with_claim`` (share
                         of those rows carrying a claim) and ``stated_<attribute>`` (see :class:`ClaimTruth`)
     =================== =====================================================================================

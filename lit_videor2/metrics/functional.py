@@ -14,7 +14,7 @@ Metric classes (:mod:`lit_videor2.metrics.classes`) only add tensor states and s
   ``per_video_token=True`` divides by the number of video tokens instead (mean attention per video token).
 
 * Claim truth (``docs/method.md#claim-truth``): the share of *all* timestamped claims of the reasoning that are true
-  against the record's ``temporal_grounding`` (:func:`lit_videor2.rewards.claims.claim_verdicts`: a ground truth
+  against the record's ``temporal_grounding`` (:func:`lit_videor2.claims.claim_verdicts`: a ground truth
   within the time window that the claim agrees with and contradicts in nothing); ``claims_complete`` also asks the
   claim to state every closed attribute its ground truth states; ``with_claim`` is the share of completions that
   carry a timestamped claim; ``stated_<attribute>`` the share of claims stating each closed attribute, so that a
@@ -33,9 +33,9 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
+from lit_videor2.claims import ATTRIBUTES, claim_summary, claim_verdicts
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.problem_types import REGRESSION, is_multiple_choice, lookup_problem_type
-from lit_videor2.rewards.claims import ATTRIBUTES, claim_summary, claim_verdicts
 from lit_videor2.text import parse_number, resolve_option_letter, strip_answer_tags
 
 __all__ = [
@@ -172,7 +172,7 @@ def claim_summaries(
     durations: Sequence[float | None] | None = None,
     frame_times: Sequence[Sequence[float] | None] | None = None,
 ) -> list[dict | None]:
-    """Per completion :func:`~lit_videor2.rewards.claims.claim_summary` (None where the record has no
+    """Per completion :func:`~lit_videor2.claims.claim_summary` (None where the record has no
     ``temporal_grounding``)."""
     n = len(completions)
     durations = list(durations) if durations is not None else [None] * n

@@ -3,12 +3,12 @@
 Public pure functions (other checks import them exactly so)::
 
     from lit_videor2.rewards import format_score, accuracy_score, match_claims, temporal_alignment_score
-    from lit_videor2.rewards import claim_verdicts, time_tolerance  # the checked claims (rewards/claims.py)
+    from lit_videor2.rewards import claim_verdicts, time_tolerance  # the checked claims (lit_videor2/claims.py)
 """
 
+from lit_videor2.claims import claim_attributes, claim_verdicts, contradictions, time_tolerance
 from lit_videor2.rewards.accuracy import AccuracyReward, accuracy_score
 from lit_videor2.rewards.base import Reward, RewardComposition, RewardOutput, component_stats
-from lit_videor2.rewards.claims import claim_attributes, claim_verdicts, contradictions, time_tolerance
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.rewards.format import FormatReward, format_score
 from lit_videor2.rewards.gate import ConsistencyGate

@@ -12,11 +12,11 @@
 4. Gate (:class:`TemporalAlignmentReward`): paid only when the consistency gate passes (R = gate · TAR).
 
 The checked rule (``rule="checked"``, an option; the reference rule is the default): a ground-truth claim is a
-candidate only if it is within the time window of :func:`lit_videor2.rewards.claims.time_tolerance` —
+candidate only if it is within the time window of :func:`lit_videor2.claims.time_tolerance` —
 ``min(pad_s, duration · pad_per_s)``, 1 s per minute of video and at most the reference's 2 s by default, so a
 claim on a 4-second clip must name the right second — and the predicted claim contradicts it on no closed
 attribute (colour, count, object class, direction, appear/disappear, start/stop, negation;
-:func:`lit_videor2.rewards.claims.contradictions`), whatever the cosine. Paraphrases still match by the cosine.
+:func:`lit_videor2.claims.contradictions`), whatever the cosine. Paraphrases still match by the cosine.
 Without a ``duration`` (or ``frame_times``) column the window is the reference's ``pad_s``. Optionally a
 ``verifier`` (an LLM judge of the project's backends, :meth:`lit_videor2.judges.llm.LLMJudge.claims_agree`) decides
 the candidate pairs on which the vocabularies find nothing to compare; a pair it calls inconsistent is no candidate.
@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 import torch
 
+from lit_videor2.claims import PAD_PER_S, agreements, claim_attributes, contradictions, time_tolerance
 from lit_videor2.rewards.base import Reward, resolve_reward
-from lit_videor2.rewards.claims import PAD_PER_S, agreements, claim_attributes, contradictions, time_tolerance
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.rewards.gate import ConsistencyGate
 from lit_videor2.text import Claim, claims_from_mapping, extract_think, extract_timestamp_claims
@@ -73,7 +73,7 @@ _attributes = functools.lru_cache(maxsize=1 << 16)(claim_attributes)  # read-onl
 
 def checked_candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float) -> list[list[int]]:
     """:func:`temporal_candidates` without the reference claims that a predicted claim contradicts on a closed
-    attribute (:func:`lit_videor2.rewards.claims.contradictions`)."""
+    attribute (:func:`lit_videor2.claims.contradictions`)."""
     return [
         [j for j in cands if not contradictions(_attributes(p.text), _attributes(ref[j].text))]
         for p, cands in zip(pred, temporal_candidates(pred, ref, pad_s))

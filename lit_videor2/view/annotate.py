@@ -12,7 +12,7 @@ Everything is read with the project's own parsers, so the page shows what the ju
   temporal windows by :func:`lit_videor2.rewards.temporal.temporal_candidates`, the score by
   :func:`lit_videor2.rewards.temporal.alignment_score`;
 * the claim checks: each claim true, contradicted or unverifiable against the ground truth, with the ground-truth
-  claim beside it, by :func:`lit_videor2.rewards.claims.claim_verdicts` (as the claim-truth metrics count them).
+  claim beside it, by :func:`lit_videor2.claims.claim_verdicts` (as the claim-truth metrics count them).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lit_videor2.claims import claim_verdicts
 from lit_videor2.problem_types import is_multiple_choice
-from lit_videor2.rewards.claims import claim_verdicts
 from lit_videor2.rewards.embedding import Embedder
 from lit_videor2.rewards.temporal import alignment_score, match_claims, temporal_candidates
 from lit_videor2.text import (
@@ -167,7 +167,7 @@ def claim_checks(
 ) -> list[dict[str, Any]] | None:
     """Each timestamped claim of the reasoning with its verdict (``true``/``contradicted``/``unverifiable``), the
     ground-truth claim it rests on (``truth``), the contradicted attributes, the attributes it states and the time
-    window ``pad_s``; None without ground truth (see :class:`lit_videor2.rewards.claims.ClaimVerdict`)."""
+    window ``pad_s``; None without ground truth (see :class:`lit_videor2.claims.ClaimVerdict`)."""
     if not grounding:
         return None
     return [

@@ -73,6 +73,13 @@ class PolicySpec:
     (embeddings, LM head) again, as in training (one unit's weights at a time; tens of ms per token at 7B on
     NVLink). No effect without FSDP2. See
     ``docs/performance.md#generation-under-fsdp2``."""
+    fsdp_mixed_precision: bool = True
+    """Under FSDP2 with ``trainer.precision: bf16-mixed``: shard the policy and the reference model with an FSDP2
+    ``MixedPrecisionPolicy`` that all-gathers the parameters in bfloat16, computes in bfloat16 and reduce-scatters
+    the gradients in float32 (:func:`fsdp_param_dtype`). The stored weights keep ``dtype`` (the master copy the
+    optimizer updates, and its state, stay float32). Halves the all-gather bytes and the memory of gathered weights
+    (generation). False: gather in ``dtype`` (fp32 gathers, bf16 matmuls by autocast only). No effect without FSDP2
+    or at other precisions. See ``docs/training.md#mixed-precision-under-fsdp2``."""
 
 
 def resolve_attn_implementation(choice: str) -> str:
@@ -166,10 +173,30 @@ def load_policy(spec: PolicySpec) -> nn.Module:
     return model
 
 
+def fsdp_param_dtype(spec: PolicySpec, precision: str | None) -> torch.dtype | None:
+    """The dtype FSDP2 gathers and computes a sharded model's parameters in (``mp_dtype`` of :func:`shard_policy`),
+    or None for the stored dtype: bfloat16 under ``bf16-mixed`` unless ``spec.fsdp_mixed_precision`` is False.
+
+    Other precisions keep the stored dtype: ``bf16-true`` stores bfloat16 already, and ``16-mixed`` would need a
+    gradient scaler that FSDP2's float16 gradients do not get here.
+    """
+    if spec.fsdp_mixed_precision and str(precision) == "bf16-mixed":
+        return torch.bfloat16
+    return None
+
+
 def shard_policy(
     model: nn.Module, device_mesh: Any, *, reshard_after_forward: bool = True, mp_dtype: torch.dtype | None = None
 ) -> nn.Module:
-    """FSDP2: ``fully_shard`` each decoder layer, the vision tower, then the root, on the mesh's data-parallel dim."""
+    """FSDP2: ``fully_shard`` each decoder layer, the vision tower, then the root, on the mesh's data-parallel dim.
+
+    ``mp_dtype`` (e.g. ``torch.bfloat16``, see :func:`fsdp_param_dtype`): a ``MixedPrecisionPolicy`` that gathers
+    and computes the parameters in ``mp_dtype`` and reduces gradients in float32; the sharded parameters (what the
+    optimizer updates and checkpoints hold) keep their dtype. Each decoder layer and the vision tower cast their
+    floating-point inputs to ``mp_dtype``; the root does not, so the model's own forward receives time inputs such as
+    ``second_per_grid_ts`` as given (bfloat16 would round 2 / 29.97 fps and move mRoPE time positions, should a
+    forward compute its own). The project passes explicit integer positions to every forward anyway.
+    """
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = (
@@ -178,12 +205,16 @@ def shard_policy(
         else device_mesh
     )
     kwargs: dict[str, Any] = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
+    root_kwargs = dict(kwargs)
     if mp_dtype is not None:
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=mp_dtype, reduce_dtype=torch.float32)
+        root_kwargs["mp_policy"] = MixedPrecisionPolicy(
+            param_dtype=mp_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False
+        )
     for layer in decoder_layers(model):
         fully_shard(layer, **kwargs)
     fully_shard(vision_tower(model), **kwargs)
-    fully_shard(model, **kwargs)
+    fully_shard(model, **root_kwargs)
     return model
 
 

@@ -20,7 +20,13 @@ from lit_videor2.evaluation.predictions import batch_rows
 from lit_videor2.judges import RuleBasedJudge
 from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
-from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
+from lit_videor2.models.policy import (
+    PolicySpec,
+    check_processor_matches,
+    fsdp_param_dtype,
+    load_policy,
+    shard_policy,
+)
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
 from lit_videor2.modules.resume import install_resume_anywhere
 from lit_videor2.rollout.decoding import stop_token_ids
@@ -103,7 +109,13 @@ class PolicyModule(L.LightningModule):
         self.model = load_policy(self.policy)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
         if self.device_mesh is not None:
-            shard_policy(self.model, self.device_mesh)
+            shard_policy(self.model, self.device_mesh, mp_dtype=self.fsdp_param_dtype)
+
+    @property
+    def fsdp_param_dtype(self) -> torch.dtype | None:
+        """The dtype FSDP2 gathers and computes the sharded models in: bfloat16 under ``bf16-mixed`` with
+        ``policy.fsdp_mixed_precision`` (the default), else None (the stored ``policy.dtype``)."""
+        return fsdp_param_dtype(self.policy, getattr(self._trainer, "precision", None))
 
     def _check_data_processor(self) -> None:
         """The data module's processor must belong to this model (token ids, patch sizes, vocabulary)."""

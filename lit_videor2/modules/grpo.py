@@ -179,7 +179,7 @@ class GRPOModule(PolicyModule):
             frozen = PolicySpec(**{**self.policy.__dict__, "lora": None, "gradient_checkpointing": False})
             self.ref_model = load_policy(frozen).eval().requires_grad_(False)
             if self.device_mesh is not None:
-                shard_policy(self.ref_model, self.device_mesh)
+                shard_policy(self.ref_model, self.device_mesh, mp_dtype=self.fsdp_param_dtype)  # as the policy
 
     def _logprobs(self, model: torch.nn.Module, rollout: Rollout, *, share_prompt: bool | None = None) -> torch.Tensor:
         """Teacher-forced completion log-probs ``[N, T]`` under ``model``, with the rollout's positions and features."""

@@ -298,3 +298,21 @@ def test_mrope_positions_unchanged_at_29_97_fps(ranks):
         # A forward of the bf16 root that computes its own positions gets the seconds unrounded.
         assert t["forward_seconds_dtype"] == "float32" and t["forward_seconds"] == t["seconds"]
         assert t["forward_positions"] == t["positions"]
+
+
+@pytest.mark.parametrize(
+    ("precision", "enabled", "expected"),
+    [
+        ("bf16-mixed", True, torch.bfloat16),  # fsdp.yaml: bf16 gathers, fp32 reductions
+        ("bf16-mixed", False, None),  # turned off: gather the stored dtype
+        ("32-true", True, None),
+        ("bf16-true", True, None),  # weights stored in bf16 already
+        ("16-mixed", True, None),  # fp16 gradients would need a scaler
+        (None, True, None),  # no trainer
+    ],
+)
+def test_fsdp_param_dtype_follows_precision_and_setting(precision, enabled, expected):
+    from lit_videor2.models.policy import PolicySpec, fsdp_param_dtype
+
+    spec = PolicySpec(path="unused", fsdp_mixed_precision=enabled)
+    assert fsdp_param_dtype(spec, precision) is expected

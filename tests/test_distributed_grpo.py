@@ -72,7 +72,7 @@ class RankProbe(L.Callback):
 
         if module is None:
             return {}
-        from lit_videor2.models.policy import fsdp_units
+        from lit_videor2.distributed.sharding import fsdp_units
 
         params = list(module.parameters())
         policies = [unit._get_fsdp_state()._mp_policy for unit in fsdp_units(module)]

@@ -82,9 +82,11 @@ def _masked_diffs(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> list[
 def _worker(rank: int, model_dir: str, init_file: str, out_dir: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
+    from lit_videor2.distributed.loading import load_policy
+    from lit_videor2.distributed.sharding import shard_policy
     from lit_videor2.losses import group_advantages, grpo_loss
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, inner_model, load_policy, shard_policy
+    from lit_videor2.models.policy import PolicySpec, inner_model
     from lit_videor2.models.vision import original_rope_index, rope_positions
     from lit_videor2.rollout import generate_group, sequence_logprobs, stop_token_ids
     from lit_videor2.rollout.decoding import special_token_kwargs
@@ -312,7 +314,8 @@ def test_mrope_positions_unchanged_at_29_97_fps(ranks):
     ],
 )
 def test_fsdp_param_dtype_follows_precision_and_setting(precision, enabled, expected):
-    from lit_videor2.models.policy import PolicySpec, fsdp_param_dtype
+    from lit_videor2.distributed.sharding import fsdp_param_dtype
+    from lit_videor2.models.policy import PolicySpec
 
     spec = PolicySpec(path="unused", fsdp_mixed_precision=enabled)
     assert fsdp_param_dtype(spec, precision) is expected

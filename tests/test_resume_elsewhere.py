@@ -92,7 +92,7 @@ class Probe(L.Callback):
         }
 
     def on_train_end(self, trainer, pl_module) -> None:
-        from lit_videor2.models.policy import fsdp_units
+        from lit_videor2.distributed.sharding import fsdp_units
 
         weights = full_weights(pl_module.model)
         units = fsdp_units(pl_module.model)  # the dtype FSDP2 gathers in (none: one process, DDP)

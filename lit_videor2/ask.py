@@ -172,7 +172,7 @@ def ask(
     from lit_videor2.data.collate import VideoCollator
     from lit_videor2.data.dataset import VideoSample
     from lit_videor2.data.frames import FrameLoader
-    from lit_videor2.data.records import VideoRecord
+    from lit_videor2.data.records import VideoRecord, question_with_options
     from lit_videor2.data.sampling import FrameSampling
     from lit_videor2.distributed.loading import load_policy
     from lit_videor2.models.hub import load_processor
@@ -199,7 +199,7 @@ def ask(
     frames = loader(video)
 
     opts = lettered(options)
-    text = question.strip() if not opts else question.strip() + "\nOptions:\n" + "\n".join(opts)
+    text = question_with_options(question.strip(), opts)
     record = VideoRecord(id="ask", video=str(video), question=text, answer="", options=opts, source="lit_videor2 ask")
     batch = VideoCollator(processor, mode="prompt")([VideoSample(record, frames)])
     batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lit_videor2"
+BENCH = PACKAGE.parent / "bench"
 #: Packages a product module (``models/``, ``data/``) must never import: the stages and the demo fixtures.
 UPWARD = ("lit_videor2.modules", "lit_videor2.evaluation", "lit_videor2.demo")
 #: The rooms of the package (a subpackage or a top-level module), floor by floor: a room imports only rooms on lower
@@ -157,6 +158,17 @@ def test_no_module_import_circle():
         if module not in state:
             circle = visit(module, [module])
             assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_bench_imports_only_the_package():
+    """Timing scripts import the package (and each other), never the tests: a shared helper lives in ``bench/``."""
+    bad = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path in sorted(BENCH.glob("*.py"))
+        for line, name in imported_modules(path.read_text(encoding="utf-8"), f"bench.{path.stem}")
+        if name == "tests" or name.startswith("tests.")
+    ]
+    assert not bad, "bench/ imports tests/:\n" + "\n".join(bad)
 
 
 #: Classes that checkpoints pickle (the modules' and the data module's hyper-parameters), at the paths pickles name:

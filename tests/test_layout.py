@@ -188,3 +188,14 @@ def test_pickled_classes_resolve_at_their_old_paths(module):
     found = importlib.import_module(module)
     missing = [name for name in PICKLED[module] if not isinstance(getattr(found, name, None), type)]
     assert not missing, f"{module} no longer has {missing}: checkpoints that pickled them would not load"
+
+
+def test_the_house_in_the_docs_is_the_one_tested():
+    """``docs/development.md#the-house`` lists the rooms on the floors of :data:`FLOORS`."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "development.md").read_text(encoding="utf-8")
+    documented: dict[int, set[str]] = {}
+    for floor, rooms in re.findall(r"^\| (\d+) \| ([^|]+) \|", text, flags=re.M):
+        documented.setdefault(int(floor), set()).update(re.findall(r"`([\w]+)`", rooms))
+    assert documented == {i: set(rooms) for i, rooms in enumerate(FLOORS)}

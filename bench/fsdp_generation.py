@@ -20,7 +20,7 @@ Gather dtype (issue 29), both under ``torch.autocast("cpu", bfloat16)`` as Light
             fp32 gathers, bf16 matmuls by autocast only.
 
 Every all-gather, reduce-scatter and all-reduce of the rollout and of the rest of the step (reference pass, policy
-pass, backward, gradient norm, AdamW) is counted in each process (:func:`tests.collectives.count_collectives`), with
+pass, backward, gradient norm, AdamW) is counted in each process (:func:`bench.collectives.count_collectives`), with
 the bytes of the full tensors; a rank receives (W - 1) / W of an all-gather's. The arms run interleaved (A B A B: for
 each round, each token count, gather mode and dtype) so that CPU noise hits them alike; medians are printed side by
 side with the ratio. Times in bf16 say little about GPUs (CPU bf16 matmuls are emulated on many cores); the byte
@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpo_step import make_frames, make_prompt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.collectives import count_collectives  # noqa: E402
+from bench.collectives import count_collectives  # noqa: E402
 
 WORLD = 2
 DTYPES = {"bf16": torch.bfloat16, "fp32": None}

@@ -5,7 +5,7 @@ Two CPU processes (gloo) shard the tiny Qwen2.5-VL policy and its frozen referen
 once as before (no policy: fp32 gathers). Each setting runs one GRPO step as :class:`GRPOModule` does, under
 ``torch.autocast("cpu", bfloat16)`` as Lightning's ``bf16-mixed`` runs the training step: a rollout (G completions of
 exactly ``NEW`` tokens, weights gathered once), the reference pass, the policy pass and its backward, the gradient
-norm and AdamW. Every collective is counted in each process (:func:`tests.collectives.count_collectives`):
+norm and AdamW. Every collective is counted in each process (:func:`bench.collectives.count_collectives`):
 
 * all-gather bytes per rollout and per training step are exactly half of the fp32 setting's, in bfloat16;
 * gradient reduce-scatters stay float32, with the same bytes; all-reduces (lockstep decoding, gradient norm) float32;
@@ -30,7 +30,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from tests.collectives import count_collectives
+from bench.collectives import count_collectives
 
 WORLD, G, NEW = 2, 2, 6
 #: 8 frames spread over a 60 s clip at 29.97 fps (1,798 frames): 14.998 s per temporal grid of 2 frames.

@@ -1,5 +1,6 @@
 """Count the collectives a process issues (FSDP2's weight all-gathers and gradient reduce-scatters, all-reduces), with
-their dtypes and bytes, for tests and bench scripts.
+their dtypes and bytes, for bench scripts and the tests (which import it from here: ``bench/`` imports only the
+package, never ``tests/``).
 
 The functions are wrapped where callers look them up: ``torch.distributed`` (and ``distributed_c10d``), which FSDP2,
 Lightning and the project's lockstep decoding call, and ``torch.distributed._functional_collectives``, which DTensor

@@ -218,10 +218,11 @@ def summarise(result: dict, args: argparse.Namespace) -> str:
             for gather in (True, False):
                 c = {d: result["times"][f"{n}/{gather}/{d}"][0]["collectives"] for d in args.dtypes}
                 step = {d: c[d]["rollout"]["all_gather"]["bytes"] + c[d]["update"]["all_gather"]["bytes"] for d in c}
+                scatter = {d: c[d]["update"]["reduce_scatter"]["bytes"] for d in c}
                 lines.append(
-                    f"- {n} tokens, gathered {'once' if gather else 'per token'}: all-gather bytes per step, bf16 / fp32 "
-                    f"= **{step['bf16'] / step['fp32']:.3f}**; reduce-scatter bytes bf16 / fp32 = "
-                    f"{c['bf16']['update']['reduce_scatter']['bytes'] / c['fp32']['update']['reduce_scatter']['bytes']:.3f}"
+                    f"- {n} tokens, gathered {'once' if gather else 'per token'}: all-gather bytes per step, "
+                    f"bf16 / fp32 = **{step['bf16'] / step['fp32']:.3f}**; reduce-scatter bytes bf16 / fp32 = "
+                    f"{scatter['bf16'] / scatter['fp32']:.3f}"
                 )
     return "\n".join(lines)
 

@@ -70,10 +70,10 @@ class PolicySpec:
     fsdp_mixed_precision: bool = True
     """Under FSDP2 with ``trainer.precision: bf16-mixed``: shard the policy and the reference model with an FSDP2
     ``MixedPrecisionPolicy`` that all-gathers the parameters in bfloat16, computes in bfloat16 and reduce-scatters
-    the gradients in float32 (:func:`~lit_videor2.distributed.sharding.fsdp_param_dtype`). The stored weights keep ``dtype`` (the master copy the
-    optimizer updates, and its state, stay float32). Halves the all-gather bytes and the memory of gathered weights
-    (generation). False: gather in ``dtype`` (fp32 gathers, bf16 matmuls by autocast only). No effect without FSDP2
-    or at other precisions. See ``docs/training.md#mixed-precision-under-fsdp2``."""
+    the gradients in float32 (:func:`~lit_videor2.distributed.sharding.fsdp_param_dtype`). The stored weights keep
+    ``dtype`` (the master copy the optimizer updates, and its state, stay float32). Halves the all-gather bytes and
+    the memory of gathered weights (generation). False: gather in ``dtype`` (fp32 gathers, bf16 matmuls by autocast
+    only). No effect without FSDP2 or at other precisions. See ``docs/training.md#mixed-precision-under-fsdp2``."""
 
 
 def resolve_attn_implementation(choice: str) -> str:

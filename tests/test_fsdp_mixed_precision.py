@@ -239,7 +239,10 @@ def test_bf16_gathers_halve_all_gather_bytes(ranks):
             assert fp32["calls"] == bf16["calls"] > 0, (phase, fp32, bf16)
             assert set(fp32["by_dtype"]) == {"float32"} and set(bf16["by_dtype"]) == {"bfloat16"}, (phase, bf16)
             assert 2 * bf16["bytes"] == fp32["bytes"], (phase, fp32, bf16)
-    assert [r["bf16"] for r in ranks][0]["step"] == ranks[1]["bf16"]["step"]  # same collectives on both ranks
+    for name in ("fp32", "bf16"):  # the same collectives on both ranks
+        assert (
+            ranks[0][name]["rollout"] == ranks[1][name]["rollout"] and ranks[0][name]["step"] == ranks[1][name]["step"]
+        )
 
 
 @pytest.mark.distributed

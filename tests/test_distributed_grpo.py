@@ -115,10 +115,11 @@ def launch(
     validate_at_start: bool = False,
     steps: int = STEPS,
     precision: str | None = None,
+    rewards: dict | None = None,
 ) -> list[dict]:
     """``validate_at_start``: keep the demo config's step-0 validation (greedy generation on one val batch per rank
     before any training forward), as users run it. ``precision``: the trainer's (default: the demo config's
-    ``32-true``)."""
+    ``32-true``). ``rewards``: replaces the demo config's (a ``RewardComposition``'s init arguments)."""
     callbacks = [
         {"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}},
         {"class_path": "tests.test_distributed_grpo.UnevenEnds"},
@@ -174,6 +175,8 @@ def launch(
     ]
     if precision is not None:
         cmd += ["--trainer.precision", precision]
+    if rewards is not None:
+        cmd += ["--model.init_args.rewards", json.dumps(rewards)]
     if lora:
         cmd += ["--model.init_args.policy.lora", json.dumps({"r": 4, "alpha": 8, "dropout": 0.0})]
     if validate_at_start:  # later arguments win
@@ -262,7 +265,12 @@ def test_grpo_fsdp2_bf16_mixed_gathers_in_bf16_for_twelve_steps(tmp_path, tiny_m
         }
     )
     out = tmp_path / "fsdp_bf16"
-    ranks = launch(strategy, tiny_model_dir, synth_dir, out, lora=False, steps=12, precision="bf16-mixed")
+    # The demo's rewards score the random model's completions all 0 (no update); the completion length in characters
+    # differs within rank 1's groups, so the policy moves away from the reference.
+    rewards = {"rewards": {"length": "tests.test_resume_elsewhere.text_length_reward"}, "weights": {"length": 1.0}}
+    ranks = launch(
+        strategy, tiny_model_dir, synth_dir, out, lora=False, steps=12, precision="bf16-mixed", rewards=rewards
+    )
     for r in ranks:
         for part in ("policy", "reference"):
             facts = r[part]
@@ -270,3 +278,7 @@ def test_grpo_fsdp2_bf16_mixed_gathers_in_bf16_for_twelve_steps(tmp_path, tiny_m
             assert facts["stored_dtypes"] == ["torch.float32"] and facts["shard0"], facts
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     check_logs_and_groups(out, steps=12)  # diverging completion lengths: 1 token on rank 0, MAX_NEW on rank 1
+    rows = [r for r in csv.DictReader(next(out.glob("**/metrics.csv")).open()) if r.get("train/kl")]
+    kl, grad = [float(r["train/kl"]) for r in rows], [float(r["train/grad_norm"]) for r in rows]
+    assert kl[0] == 0.0 and max(kl) > 0.0, kl  # bf16 reference = bf16 policy at step 0; apart once updated
+    assert all(g > 0.0 for g in grad), grad  # every step updated the fp32 master weights

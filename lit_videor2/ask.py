@@ -2,9 +2,10 @@
 
 Loads the policy, builds its one-prompt batch through the data module's own path
 (:meth:`~lit_videor2.data.datamodule.VideoDataModule.prompt_batch`: the frame settings and prompt of training and
-evaluation, system prompt and reasoning instruction included), decodes greedily with the engine validation and ``test`` use, and prints three sections: the reasoning (``<think>``), the answer
-(``<answer>``, with the option text when it names an option) and every timestamp the reasoning cites, with
-the clause that cites it and a flag for times beyond the end of the video.
+evaluation, system prompt and reasoning instruction included), decodes greedily with the engine validation and
+``test`` use, and prints three sections: the reasoning (``<think>``), the answer (``<answer>``, with the option
+text when it names an option) and every timestamp the reasoning cites, with the clause that cites it and a flag for
+times beyond the end of the video.
 """
 
 from __future__ import annotations
@@ -164,11 +165,12 @@ def ask(
 ) -> AskResult:
     """Answer ``question`` about ``video`` with the model in folder ``model``.
 
-    The batch is built by the data module's own path (:meth:`~lit_videor2.data.datamodule.VideoDataModule.prompt_batch`):
-    frames sampled by :class:`~lit_videor2.data.sampling.FrameSampling` (``fps``, ``max_frames``, ``min_pixels``,
-    ``max_pixels``; None: its defaults, as in training) with the data module's decoder (``backend``; None: its
-    default), and the prompt of training and evaluation. Decoding is greedy, by the same engine as validation and
-    ``test`` (:func:`~lit_videor2.rollout.engine.generate_completions`): explicit positions, no ``generation_config``.
+    The batch is built by the data module's own path
+    (:meth:`~lit_videor2.data.datamodule.VideoDataModule.prompt_batch`): frames sampled by
+    :class:`~lit_videor2.data.sampling.FrameSampling` (``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``;
+    None: its defaults, as in training) with the data module's decoder (``backend``; None: its default), and the
+    prompt of training and evaluation. Decoding is greedy, by the same engine as validation and ``test``
+    (:func:`~lit_videor2.rollout.engine.generate_completions`): explicit positions, no ``generation_config``.
     """
     import torch
 

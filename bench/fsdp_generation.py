@@ -1,4 +1,5 @@
-"""Rollout time and all-gather bytes of a 2-rank FSDP2 GRPO step: weights gathered once per rollout vs per token.
+"""Rollout time and collective bytes of a 2-rank FSDP2 GRPO step: weights gathered once per rollout vs per token,
+in bf16 (``bf16-mixed``'s mixed-precision policy) vs fp32.
 
 Two CPU processes (gloo) shard a tiny, language-dominant Qwen2.5-VL (LLM hidden 256, 4 layers by default) with the
 project's :func:`~lit_videor2.distributed.sharding.shard_policy` (a unit per decoder layer, the vision tower, the root),
@@ -11,13 +12,22 @@ log-probs, backward and AdamW, as :class:`~lit_videor2.modules.grpo.GRPOModule` 
 (per token) ``gather_for_generation=False``: every decode step's forward all-gathers each decoder layer and the
             root again (``reshard_after_forward=True``), the behaviour before issue 19.
 
-Every all-gather the rollout issues is counted in each process (``torch.distributed``'s all-gather functions
-wrapped), with the bytes of the gathered outputs; a rank receives (W - 1) / W of them. The arms run interleaved
-(A B A B: for each round, each token count in each mode) so that CPU noise hits them alike; medians are printed
-side by side with the ratio.
+Gather dtype (issue 29), both under ``torch.autocast("cpu", bfloat16)`` as Lightning's ``bf16-mixed`` runs a step:
 
-Usage: ``python bench/fsdp_generation.py [--new-tokens 64 256] [--steps 3] [--warmup 1] [--threads 1]
-[--hidden 256 --layers 4] [--frames 8 --size 112] [--checkpointing on|off]``.
+(bf16)      policy and reference sharded with ``mp_dtype=bfloat16`` (what ``PolicyModule`` does under ``bf16-mixed``):
+            parameters all-gathered and computed in bf16, gradients reduce-scattered in fp32.
+(fp32)      no mixed-precision policy (``policy.fsdp_mixed_precision: false``, the behaviour before issue 29):
+            fp32 gathers, bf16 matmuls by autocast only.
+
+Every all-gather, reduce-scatter and all-reduce of the rollout and of the rest of the step (reference pass, policy
+pass, backward, gradient norm, AdamW) is counted in each process (:func:`bench.collectives.count_collectives`), with
+the bytes of the full tensors; a rank receives (W - 1) / W of an all-gather's. The arms run interleaved (A B A B: for
+each round, each token count, gather mode and dtype) so that CPU noise hits them alike; medians are printed side by
+side with the ratio. Times in bf16 say little about GPUs (CPU bf16 matmuls are emulated on many cores); the byte
+counts are exact.
+
+Usage: ``python bench/fsdp_generation.py [--new-tokens 64 256] [--dtypes bf16 fp32] [--steps 3] [--warmup 1]
+[--threads 1] [--hidden 256 --layers 4] [--frames 8 --size 112] [--checkpointing on|off]``.
 """
 
 from __future__ import annotations
@@ -43,19 +53,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpo_step import make_frames, make_prompt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.collectives import count_all_gathers  # noqa: E402
+from bench.collectives import count_collectives  # noqa: E402
 
 WORLD = 2
+DTYPES = {"bf16": torch.bfloat16, "fp32": None}
 
 
-def grpo_step(policy, reference, optimizer, prompt, eos, args, new_tokens: int, gather: bool) -> dict[str, float]:
-    """One GRPO step on this rank; returns seconds per phase and the rollout's all-gathers."""
+def grpo_step(policy, reference, optimizer, prompt, eos, args, new_tokens: int, gather: bool) -> dict:
+    """One GRPO step on this rank under bf16 autocast; returns seconds per phase and the collectives of the rollout
+    and of the rest of the step."""
     from lit_videor2.losses import group_advantages, grpo_loss
     from lit_videor2.rollout import generate_group, sequence_logprobs
 
     dist.barrier()  # both ranks start the arm together
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False)  # as Lightning's bf16-mixed
     t0 = time.perf_counter()
-    with count_all_gathers() as gathers:
+    with autocast, count_collectives() as rollout_counts:
         rollout = generate_group(
             policy,
             prompt,
@@ -69,17 +82,25 @@ def grpo_step(policy, reference, optimizer, prompt, eos, args, new_tokens: int, 
             gather_for_generation=gather,
         )
     t1 = time.perf_counter()
-    with torch.no_grad():
-        ref = sequence_logprobs(reference, rollout, reuse_vision=True, share_prompt=True, temperature=0.9)
-    logps = sequence_logprobs(policy, rollout, reuse_vision=True, share_prompt=True, temperature=0.9)
-    advantages = group_advantages(torch.rand(rollout.num_completions), args.group_size)
-    loss, _ = grpo_loss(logps, None, ref, advantages, rollout.completion_mask, loss_type="bnpo", beta=0.04)
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    with count_collectives() as update_counts:
+        with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+            with torch.no_grad():
+                ref = sequence_logprobs(reference, rollout, reuse_vision=True, share_prompt=True, temperature=0.9)
+            logps = sequence_logprobs(policy, rollout, reuse_vision=True, share_prompt=True, temperature=0.9)
+            advantages = group_advantages(torch.rand(rollout.num_completions), args.group_size)
+            loss, _ = grpo_loss(logps, None, ref, advantages, rollout.completion_mask, loss_type="bnpo", beta=0.04)
+            loss.backward()
+        norm = torch.nn.utils.get_total_norm([p.grad for p in policy.parameters() if p.grad is not None])
+        float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # the gradient norm, as the module logs
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     t2 = time.perf_counter()
     assert rollout.completion_ids.shape == (args.group_size, new_tokens)
-    return {"rollout": t1 - t0, "step": t2 - t0, "gathers": gathers.calls, "gather_bytes": gathers.bytes}
+    return {
+        "rollout": t1 - t0,
+        "step": t2 - t0,
+        "collectives": {"rollout": rollout_counts.as_dict(), "update": update_counts.as_dict()},
+    }
 
 
 def _init_root(model, tokenizer) -> None:
@@ -107,59 +128,109 @@ def worker(rank: int, args: argparse.Namespace, model_dir: str, init_file: str, 
         mesh = init_device_mesh("cpu", (WORLD,))
         processor = load_processor(model_dir)
         spec = PolicySpec(path=model_dir, attn_implementation="sdpa", gradient_checkpointing=args.checkpointing)
-        policy = shard_policy(load_policy(spec).train(), mesh)
-        reference = load_policy(replace(spec, gradient_checkpointing=False)).eval().requires_grad_(False)
-        reference = shard_policy(reference, mesh)
-        for model in (policy, reference):
-            _init_root(model, processor.tokenizer)
-        optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
+        models = {}
+        for name in args.dtypes:  # one policy, reference and optimizer per gather dtype, from the same weights
+            policy = shard_policy(load_policy(spec).train(), mesh, mp_dtype=DTYPES[name])
+            reference = load_policy(replace(spec, gradient_checkpointing=False)).eval().requires_grad_(False)
+            reference = shard_policy(reference, mesh, mp_dtype=DTYPES[name])
+            for model in (policy, reference):
+                _init_root(model, processor.tokenizer)
+            optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
+            models[name] = policy, reference, optimizer
         prompt = make_prompt(processor, make_frames(args.frames, args.size, seed=rank), fps=2.0)
         eos = stop_token_ids(processor.tokenizer)
-        arms = [(n, gather) for n in args.new_tokens for gather in (True, False)]
-        times: dict[str, list[dict[str, float]]] = {f"{n}/{g}": [] for n, g in arms}
+        arms = [(n, gather, name) for n in args.new_tokens for gather in (True, False) for name in args.dtypes]
+        times: dict[str, list[dict]] = {f"{n}/{g}/{d}": [] for n, g, d in arms}
         for r in range(args.warmup + args.steps):
-            for n, gather in arms:
-                t = grpo_step(policy, reference, optimizer, prompt, eos, args, n, gather)
+            for n, gather, name in arms:
+                t = grpo_step(*models[name], prompt, eos, args, n, gather)
                 if rank == 0:
                     mode = "once" if gather else "per token"
-                    print(f"  round {r}, {n} tokens, {mode}: rollout {t['rollout']:.3f} s, step {t['step']:.3f} s, "
-                          f"{t['gathers']} all-gathers, {t['gather_bytes'] / 2**20:.1f} MiB", flush=True)  # fmt: skip
+                    ag = t["collectives"]["rollout"]["all_gather"]
+                    print(f"  round {r}, {n} tokens, {mode}, {name} gathers: rollout {t['rollout']:.3f} s, step "
+                          f"{t['step']:.3f} s, {ag['calls']} all-gathers, {ag['bytes'] / 2**20:.1f} MiB",
+                          flush=True)  # fmt: skip
                 if r >= args.warmup:
-                    times[f"{n}/{gather}"].append(t)
+                    times[f"{n}/{gather}/{name}"].append(t)
         if rank == 0:
-            params = sum(p.numel() for p in policy.parameters())
+            params = sum(p.numel() for p in models[args.dtypes[0]][0].parameters())
             Path(out).write_text(json.dumps({"times": times, "params": params, "prompt_len": prompt.length}))
         dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f}"
+
+
+def _kind(c: dict, kind: str) -> str:
+    """``MiB dtype`` cells of one kind of collective (``-`` when none)."""
+    by = c[kind]["by_dtype"]
+    return ", ".join(f"{_mib(b)} {d}" for d, (_, b) in sorted(by.items())) or "-"
+
+
 def summarise(result: dict, args: argparse.Namespace) -> str:
-    """Markdown table: median rollout and step seconds, all-gathers per rollout, once vs per token."""
+    """Markdown tables: median rollout and step seconds (once vs per token, per gather dtype), then the collectives
+    per rollout and per training step (exact, from the first timed round)."""
     lines = [
-        "| new tokens | rollout once (s) | rollout per token (s) | once / per token | step once (s) | "
-        "step per token (s) | all-gathers per rollout, once / per token | MiB gathered per rollout, once / "
-        "per token (a rank receives half) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| new tokens | gathers | rollout once (s) | rollout per token (s) | once / per token | step once (s) | "
+        "step per token (s) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def med(ts, key):
+        return statistics.median(t[key] for t in ts)
+
+    for n in args.new_tokens:
+        for d in args.dtypes:
+            once, per = result["times"][f"{n}/True/{d}"], result["times"][f"{n}/False/{d}"]
+            lines.append(
+                f"| {n} | {d} | {med(once, 'rollout'):.3f} | {med(per, 'rollout'):.3f} | "
+                f"**{med(once, 'rollout') / med(per, 'rollout'):.2f}** | {med(once, 'step'):.3f} | "
+                f"{med(per, 'step'):.3f} |"
+            )
+    lines += [
+        "",
+        "Collectives per GRPO step (MiB of full tensors, both ranks alike; the step = the rollout + the reference and "
+        "policy passes, backward, gradient norm and AdamW):",
+        "",
+        "| new tokens | generation | gathers | all-gathers per rollout | all-gather MiB per rollout | "
+        "all-gather MiB per step | reduce-scatter MiB per step | all-reduces per step (bytes) |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n in args.new_tokens:
-        once, per = result["times"][f"{n}/True"], result["times"][f"{n}/False"]
-
-        def med(ts, key):
-            return statistics.median(t[key] for t in ts)
-
-        lines.append(
-            f"| {n} | {med(once, 'rollout'):.3f} | {med(per, 'rollout'):.3f} | "
-            f"**{med(once, 'rollout') / med(per, 'rollout'):.2f}** | {med(once, 'step'):.3f} | {med(per, 'step'):.3f} | "
-            f"{once[0]['gathers']} / {per[0]['gathers']} | "
-            f"{once[0]['gather_bytes'] / 2**20:.1f} / {per[0]['gather_bytes'] / 2**20:.1f} |"
-        )
+        for gather in (True, False):
+            for d in args.dtypes:
+                c = result["times"][f"{n}/{gather}/{d}"][0]["collectives"]
+                roll, upd = c["rollout"], c["update"]
+                step_ag = roll["all_gather"]["bytes"] + upd["all_gather"]["bytes"]
+                reduces = roll["all_reduce"]["calls"] + upd["all_reduce"]["calls"]
+                reduce_bytes = roll["all_reduce"]["bytes"] + upd["all_reduce"]["bytes"]
+                lines.append(
+                    f"| {n} | {'once' if gather else 'per token'} | {d} | {roll['all_gather']['calls']} | "
+                    f"{_kind(roll, 'all_gather')} | {_mib(step_ag)} | {_kind(upd, 'reduce_scatter')} | "
+                    f"{reduces} ({reduce_bytes:,}) |"
+                )
+    if set(args.dtypes) == {"bf16", "fp32"}:
+        lines.append("")
+        for n in args.new_tokens:
+            for gather in (True, False):
+                c = {d: result["times"][f"{n}/{gather}/{d}"][0]["collectives"] for d in args.dtypes}
+                step = {d: c[d]["rollout"]["all_gather"]["bytes"] + c[d]["update"]["all_gather"]["bytes"] for d in c}
+                scatter = {d: c[d]["update"]["reduce_scatter"]["bytes"] for d in c}
+                lines.append(
+                    f"- {n} tokens, gathered {'once' if gather else 'per token'}: all-gather bytes per step, "
+                    f"bf16 / fp32 = **{step['bf16'] / step['fp32']:.3f}**; reduce-scatter bytes bf16 / fp32 = "
+                    f"{scatter['bf16'] / scatter['fp32']:.3f}"
+                )
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--new-tokens", type=int, nargs="+", default=[64, 256], help="completion lengths (exact)")
+    p.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES), help="gather dtypes (arms)")
     p.add_argument("--steps", type=int, default=3, help="timed rounds (each runs every arm once)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")

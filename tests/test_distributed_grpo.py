@@ -72,8 +72,15 @@ class RankProbe(L.Callback):
 
         if module is None:
             return {}
+        from lit_videor2.distributed.sharding import fsdp_units
+
         params = list(module.parameters())
+        policies = [unit._get_fsdp_state()._mp_policy for unit in fsdp_units(module)]
         return {
+            # The dtype each FSDP2 unit gathers and computes in (None: the stored dtype).
+            "param_dtypes": sorted({str(mp.param_dtype) for mp in policies}),
+            "reduce_dtypes": sorted({str(mp.reduce_dtype) for mp in policies}),
+            "stored_dtypes": sorted({str(p.dtype) for p in params}),
             "dtensor": all(isinstance(p, DTensor) for p in params),
             "shard0": all(isinstance(p, DTensor) and p.placements == (Shard(0),) for p in params),
             "local_numel": sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params),
@@ -99,10 +106,20 @@ class RankProbe(L.Callback):
 
 
 def launch(
-    strategy: str, model_dir: Path, data_dir: Path, out: Path, *, lora: bool, validate_at_start: bool = False
+    strategy: str,
+    model_dir: Path,
+    data_dir: Path,
+    out: Path,
+    *,
+    lora: bool,
+    validate_at_start: bool = False,
+    steps: int = STEPS,
+    precision: str | None = None,
+    rewards: dict | None = None,
 ) -> list[dict]:
     """``validate_at_start``: keep the demo config's step-0 validation (greedy generation on one val batch per rank
-    before any training forward), as users run it."""
+    before any training forward), as users run it. ``precision``: the trainer's (default: the demo config's
+    ``32-true``). ``rewards``: replaces the demo config's (a ``RewardComposition``'s init arguments)."""
     callbacks = [
         {"class_path": "tests.test_distributed_grpo.RankProbe", "init_args": {"out": str(out)}},
         {"class_path": "tests.test_distributed_grpo.UnevenEnds"},
@@ -122,7 +139,7 @@ def launch(
         "--trainer.devices",
         "2",
         "--trainer.max_steps",
-        str(STEPS),
+        str(steps),
         "--trainer.callbacks",
         probe,
         "--trainer.default_root_dir",
@@ -156,6 +173,10 @@ def launch(
         "--data.cache_dir",
         "null",
     ]
+    if precision is not None:
+        cmd += ["--trainer.precision", precision]
+    if rewards is not None:
+        cmd += ["--model.init_args.rewards", json.dumps(rewards)]
     if lora:
         cmd += ["--model.init_args.policy.lora", json.dumps({"r": 4, "alpha": 8, "dropout": 0.0})]
     if validate_at_start:  # later arguments win
@@ -169,14 +190,14 @@ def launch(
     )
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     for r in ranks:
-        assert r["world_size"] == 2 and r["global_step"] == STEPS, r  # really two processes, both trained
+        assert r["world_size"] == 2 and r["global_step"] == steps, r  # really two processes, both trained
     return ranks
 
 
-def check_logs_and_groups(out: Path) -> None:
+def check_logs_and_groups(out: Path, steps: int = STEPS) -> None:
     rows = list(csv.DictReader(next(out.glob("**/metrics.csv")).open()))
     rewards = [float(r["train/reward"]) for r in rows if r.get("train/reward")]
-    assert len(rewards) == STEPS and all(math.isfinite(v) for v in rewards)
+    assert len(rewards) == steps and all(math.isfinite(v) for v in rewards)
     for r in rows:
         for k, v in r.items():
             if k.startswith("train/") and v:
@@ -184,7 +205,7 @@ def check_logs_and_groups(out: Path) -> None:
     # Groups never straddle ranks: each rank scored exactly G completions of each of its own prompts per step.
     for rank in range(2):
         lines = [json.loads(x) for x in next(out.glob(f"**/completions_rank{rank}.jsonl")).read_text().splitlines()]
-        assert len(lines) == STEPS * PROMPTS_PER_RANK * G
+        assert len(lines) == steps * PROMPTS_PER_RANK * G
         per_step_ids = {}
         for x in lines:
             per_step_ids.setdefault(x["step"], []).append(x["id"])
@@ -229,3 +250,35 @@ def test_grpo_fsdp2_two_cpu_processes_shards_policy_and_reference(tmp_path, tiny
     # Validation ran at step 0, before any training forward (generation first calls the vision tower directly).
     rows = list(csv.DictReader(next((tmp_path / "fsdp").glob("**/metrics.csv")).open()))
     assert [r["step"] for r in rows if r.get("val/accuracy")] == ["0"]
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_grpo_fsdp2_bf16_mixed_gathers_in_bf16_for_twelve_steps(tmp_path, tiny_model_dir, synth_dir):
+    """``trainer.precision: bf16-mixed`` under FSDP2 (issue 29): policy and reference gather and compute in bf16 and
+    reduce gradients in fp32 (their FSDP2 ``MixedPrecisionPolicy``), the stored weights stay fp32, and 12 steps run
+    in lockstep while rank 0's completions end at their first token and rank 1's run to the limit."""
+    strategy = json.dumps(
+        {
+            "class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
+            "init_args": {"data_parallel_size": 2, "tensor_parallel_size": 1, "process_group_backend": "gloo"},
+        }
+    )
+    out = tmp_path / "fsdp_bf16"
+    # The demo's rewards score the random model's completions all 0 (no update); the completion length in characters
+    # differs within rank 1's groups, so the policy moves away from the reference.
+    rewards = {"rewards": {"length": "tests.test_resume_elsewhere.text_length_reward"}, "weights": {"length": 1.0}}
+    ranks = launch(
+        strategy, tiny_model_dir, synth_dir, out, lora=False, steps=12, precision="bf16-mixed", rewards=rewards
+    )
+    for r in ranks:
+        for part in ("policy", "reference"):
+            facts = r[part]
+            assert facts["param_dtypes"] == ["torch.bfloat16"] and facts["reduce_dtypes"] == ["torch.float32"], facts
+            assert facts["stored_dtypes"] == ["torch.float32"] and facts["shard0"], facts
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    check_logs_and_groups(out, steps=12)  # diverging completion lengths: 1 token on rank 0, MAX_NEW on rank 1
+    rows = [r for r in csv.DictReader(next(out.glob("**/metrics.csv")).open()) if r.get("train/kl")]
+    kl, grad = [float(r["train/kl"]) for r in rows], [float(r["train/grad_norm"]) for r in rows]
+    assert kl[0] == 0.0 and max(kl) > 0.0, kl  # bf16 reference = bf16 policy at step 0; apart once updated
+    assert all(g > 0.0 for g in grad), grad  # every step updated the fp32 master weights

@@ -212,3 +212,22 @@ def test_claim_truth_in_tables_and_summary(tmp_path, capsys):
     write_predictions(run, rows)
     main(["report", "--predictions", str(run), "--labels", "mine"])
     assert "| mine | 50.0 | – | 50.0 | 100.0 | 100.0 | 50.0 | 33.3 | this run |" in capsys.readouterr().out
+
+
+def test_report_and_viewer_name_runs_by_one_rule(tmp_path):
+    """The viewer names predictions runs as the report does (issue 28: the two rules had drifted apart)."""
+    from lit_videor2.evaluation.predictions import run_labels
+    from lit_videor2.view import build
+
+    assert build.run_labels is run_labels
+    a, b = tmp_path / "a" / "eval" / "sft.jsonl", tmp_path / "b" / "eval" / "grpo.jsonl"
+    assert run_labels([tmp_path / "sft" / "predictions.jsonl", tmp_path / "grpo" / "predictions.jsonl"]) == [
+        "sft",
+        "grpo",
+    ]
+    assert run_labels([a, b]) == ["eval/sft", "eval/grpo"]  # same folder name: folder/file stem
+    same = [tmp_path / "a" / "eval" / "p.jsonl", tmp_path / "b" / "eval" / "p.jsonl"]
+    assert run_labels(same) == [str(p) for p in same]  # still the same: the full paths
+    assert run_labels([a, b], ["x", "y"]) == ["x", "y"]
+    with pytest.raises(ValueError, match="2 labels for 1"):
+        run_labels([a], ["x", "y"])

@@ -92,7 +92,11 @@ class Probe(L.Callback):
         }
 
     def on_train_end(self, trainer, pl_module) -> None:
+        from lit_videor2.distributed.sharding import fsdp_units
+
         weights = full_weights(pl_module.model)
+        units = fsdp_units(pl_module.model)  # the dtype FSDP2 gathers in (none: one process, DDP)
+        param_dtypes = sorted({str(u._get_fsdp_state()._mp_policy.param_dtype) for u in units})
         self.out.mkdir(parents=True, exist_ok=True)
         if trainer.global_rank == 0:
             torch.save(weights, self.out / "weights.pt")
@@ -103,6 +107,7 @@ class Probe(L.Callback):
             "start_digest": self.start,
             "start_optim": self.start_optim,
             "end_digest": digest(weights),
+            "param_dtypes": param_dtypes,
             "global_step": trainer.global_step,
             "steps": self.steps,
         }
@@ -219,11 +224,14 @@ def text_length_reward(completions: list[str], **columns) -> list[float]:
     return [len(c) / 10.0 for c in completions]
 
 
-def launch_grpo(kind: str, model_dir: Path, data_dir: Path, out: Path, ckpt: Path | None = None) -> list[dict]:
+def launch_grpo(
+    kind: str, model_dir: Path, data_dir: Path, out: Path, ckpt: Path | None = None, precision: str | None = None
+) -> list[dict]:
     """``lit_videor2 fit`` of the demo GRPO config (``configs/trainer/cpu_fsdp.yaml`` for FSDP2), as users run it.
 
     Per-rank batch 2 / ranks (2 prompts per step at any world size), a checkpoint after every step in
-    ``out/checkpoints`` (the CLI's default folder under ``trainer.default_root_dir``).
+    ``out/checkpoints`` (the CLI's default folder under ``trainer.default_root_dir``). ``precision``: the trainer's
+    (default: the configs' ``32-true``).
     """
     world = 1 if kind == "single" else 2
     callbacks = [
@@ -251,6 +259,7 @@ def launch_grpo(kind: str, model_dir: Path, data_dir: Path, out: Path, ckpt: Pat
         *("--data.train_file", str(data_dir / "train.json"), "--data.val_file", "null"),
         *("--data.batch_size", str(2 // world), "--data.num_workers", "0", "--data.cache_dir", "null"),
     ]
+    cmd += ["--trainer.precision", precision] if precision else []
     cmd += ["--ckpt_path", str(ckpt)] if ckpt else []
     return launch(cmd, out, world)
 
@@ -274,6 +283,13 @@ def grpo_runs(tmp_path_factory, tiny_model_dir, synth_dir):
 @pytest.mark.parametrize(("resumed", "writer"), [("fsdp->one", "fsdp"), ("fsdp->ddp", "fsdp"), ("one->fsdp", "one")])
 def test_grpo_resumes_on_another_world_size(grpo_runs, resumed, writer):
     runs, root = grpo_runs
+    check_grpo_resume(runs, root, resumed, writer)
+    if resumed == "fsdp->ddp":  # same world size, prompts and RNG: the uninterrupted run's update
+        assert_weights_close(root / "f2d", root / "fsdp", atol=1e-5)
+
+
+def check_grpo_resume(runs: dict, root: Path, resumed: str, writer: str) -> None:
+    """The resumed run starts from exactly the saved state, at the saved step, on the prompts the writer took next."""
     got, wrote = runs[resumed], runs[writer]
     saved = wrote[0]["steps"][str(SAVE_AT)]
     assert (root / "fsdp" / "checkpoints" / f"step={SAVE_AT}.ckpt").is_dir()  # FSDP2 writes a DCP folder
@@ -286,8 +302,53 @@ def test_grpo_resumes_on_another_world_size(grpo_runs, resumed, writer):
     for step in range(SAVE_AT + 1, GRPO_STEPS + 1):
         taken = sorted(i for rank in got for i in rank["steps"][str(step)]["ids"])
         assert taken == sorted(i for rank in wrote for i in rank["steps"][str(step)]["ids"]), step
-    if resumed == "fsdp->ddp":  # same world size, prompts and RNG: the uninterrupted run's update
-        assert_weights_close(root / "f2d", root / "fsdp", atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def grpo_bf16_runs(tmp_path_factory, tiny_model_dir, synth_dir):
+    """The GRPO runs at ``trainer.precision: bf16-mixed``: FSDP2 ranks shard with a mixed-precision policy (bf16
+    gathers, fp32 reduce-scatters, fp32 stored weights); one process runs under autocast alone."""
+    root = tmp_path_factory.mktemp("grpo_elsewhere_bf16")
+
+    def run(kind: str, name: str, ckpt_of: str | None = None) -> list[dict]:
+        ckpt = root / ckpt_of / "checkpoints" / f"step={SAVE_AT}.ckpt" if ckpt_of else None
+        return launch_grpo(kind, tiny_model_dir, synth_dir, root / name, ckpt, precision="bf16-mixed")
+
+    runs = {"fsdp": run("fsdp", "fsdp"), "one": run("single", "one")}
+    runs["fsdp->one"] = run("single", "f2o", "fsdp")
+    runs["one->fsdp"] = run("fsdp", "o2f", "one")
+    return runs, root
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.parametrize(("resumed", "writer"), [("fsdp->one", "fsdp"), ("one->fsdp", "one")])
+def test_grpo_resumes_on_another_world_size_at_bf16_mixed(grpo_bf16_runs, resumed, writer):
+    runs, root = grpo_bf16_runs
+    check_grpo_resume(runs, root, resumed, writer)
+    sharded = runs["fsdp"] + (runs[resumed] if resumed == "one->fsdp" else [])
+    assert all(rank["param_dtypes"] == ["torch.bfloat16"] for rank in sharded), sharded  # the policy was on
+    assert all(rank["param_dtypes"] == [] for rank in runs["one"])
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_bf16_mixed_fsdp_checkpoint_exports_its_fp32_weights(grpo_bf16_runs, tmp_path):
+    """``lit_videor2 export`` of the last FSDP2 checkpoint of a bf16-mixed run: the run's full fp32 weights, exactly
+    (the checkpoint holds the sharded master weights, not the bf16 gathers)."""
+    from transformers import AutoModelForImageTextToText
+
+    from lit_videor2.export import main as export_main
+
+    runs, root = grpo_bf16_runs
+    export_main(
+        ["--ckpt", str(root / "fsdp" / "checkpoints" / f"step={GRPO_STEPS}.ckpt"), "--out", str(tmp_path / "hf")]
+    )
+    exported = dict(AutoModelForImageTextToText.from_pretrained(tmp_path / "hf").named_parameters())
+    trained = torch.load(root / "fsdp" / "weights.pt")  # rank 0's full weights at the end of the run
+    assert exported.keys() == trained.keys()
+    for name, weight in trained.items():
+        assert exported[name].dtype == torch.float32 and torch.equal(exported[name].detach(), weight), name
 
 
 if __name__ == "__main__":

@@ -12,13 +12,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from lit_videor2.models.policy import decoder_layers, vision_tower
+from lit_videor2.models.policy import PolicySpec, decoder_layers, vision_tower
+
+
+def fsdp_param_dtype(spec: PolicySpec, precision: str | None) -> torch.dtype | None:
+    """The dtype FSDP2 gathers and computes a sharded model's parameters in (``mp_dtype`` of :func:`shard_policy`),
+    or None for the stored dtype: bfloat16 under ``bf16-mixed`` unless ``spec.fsdp_mixed_precision`` is False.
+
+    Other precisions keep the stored dtype: ``bf16-true`` stores bfloat16 already, and ``16-mixed`` would need a
+    gradient scaler that FSDP2's float16 gradients do not get here.
+    """
+    if spec.fsdp_mixed_precision and str(precision) == "bf16-mixed":
+        return torch.bfloat16
+    return None
 
 
 def shard_policy(
     model: nn.Module, device_mesh: Any, *, reshard_after_forward: bool = True, mp_dtype: torch.dtype | None = None
 ) -> nn.Module:
-    """FSDP2: ``fully_shard`` each decoder layer, the vision tower, then the root, on the mesh's data-parallel dim."""
+    """FSDP2: ``fully_shard`` each decoder layer, the vision tower, then the root, on the mesh's data-parallel dim.
+
+    ``mp_dtype`` (e.g. ``torch.bfloat16``, see :func:`fsdp_param_dtype`): a ``MixedPrecisionPolicy`` that gathers
+    and computes the parameters in ``mp_dtype`` and reduces gradients in float32; the sharded parameters (what the
+    optimizer updates and checkpoints hold) keep their dtype. Each decoder layer and the vision tower cast their
+    floating-point inputs to ``mp_dtype``; the root does not, so the model's own forward receives time inputs such as
+    ``second_per_grid_ts`` as given (bfloat16 would round 2 / 29.97 fps and move mRoPE time positions, should a
+    forward compute its own). The project passes explicit integer positions to every forward anyway.
+    """
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = (
@@ -27,12 +47,16 @@ def shard_policy(
         else device_mesh
     )
     kwargs: dict[str, Any] = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
+    root_kwargs = dict(kwargs)
     if mp_dtype is not None:
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=mp_dtype, reduce_dtype=torch.float32)
+        root_kwargs["mp_policy"] = MixedPrecisionPolicy(
+            param_dtype=mp_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False
+        )
     for layer in decoder_layers(model):
         fully_shard(layer, **kwargs)
     fully_shard(vision_tower(model), **kwargs)
-    fully_shard(model, **kwargs)
+    fully_shard(model, **root_kwargs)
     return model
 
 

@@ -5,9 +5,9 @@ implementation, what to freeze and whether to add LoRA adapters (peft).
 :func:`~lit_videor2.distributed.loading.load_policy` turns it into a model;
 :func:`~lit_videor2.distributed.sharding.shard_policy` applies FSDP2 and
 :func:`~lit_videor2.distributed.sharding.gathered_for_generation` gathers its weights for a generation call.
-:func:`inner_model`, :func:`vision_tower`, :func:`language_model` and :func:`decoder_layers` name its parts. Qwen2.5-VL is
-first-class; Qwen2-VL and Qwen3-VL load through the same path (``AutoModelForImageTextToText``) and share the
-module layout ``model.visual`` / ``model.language_model``.
+:func:`inner_model`, :func:`vision_tower`, :func:`language_model` and :func:`decoder_layers` name its parts.
+Qwen2.5-VL is first-class; Qwen2-VL and Qwen3-VL load through the same path (``AutoModelForImageTextToText``)
+and share the module layout ``model.visual`` / ``model.language_model``.
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ class PolicySpec:
     (embeddings, LM head) again, as in training (one unit's weights at a time; tens of ms per token at 7B on
     NVLink). No effect without FSDP2. See
     ``docs/performance.md#generation-under-fsdp2``."""
+    fsdp_mixed_precision: bool = True
+    """Under FSDP2 with ``trainer.precision: bf16-mixed``: shard the policy and the reference model with an FSDP2
+    ``MixedPrecisionPolicy`` that all-gathers the parameters in bfloat16, computes in bfloat16 and reduce-scatters
+    the gradients in float32 (:func:`~lit_videor2.distributed.sharding.fsdp_param_dtype`). The stored weights keep
+    ``dtype`` (the master copy the optimizer updates, and its state, stay float32). Halves the all-gather bytes and
+    the memory of gathered weights (generation). False: gather in ``dtype`` (fp32 gathers, bf16 matmuls by autocast
+    only). No effect without FSDP2 or at other precisions. See ``docs/training.md#mixed-precision-under-fsdp2``."""
 
 
 def resolve_attn_implementation(choice: str) -> str:

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 
 from lit_videor2.distributed.loading import load_policy
-from lit_videor2.distributed.sharding import shard_policy
+from lit_videor2.distributed.sharding import fsdp_param_dtype, shard_policy
 from lit_videor2.evaluation.judging import judge_rows
 from lit_videor2.evaluation.predictions import batch_rows
 from lit_videor2.judges import RuleBasedJudge
@@ -105,7 +105,13 @@ class PolicyModule(L.LightningModule):
         self.model = load_policy(self.policy)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
         if self.device_mesh is not None:
-            shard_policy(self.model, self.device_mesh)
+            shard_policy(self.model, self.device_mesh, mp_dtype=self.fsdp_param_dtype)
+
+    @property
+    def fsdp_param_dtype(self) -> torch.dtype | None:
+        """The dtype FSDP2 gathers and computes the sharded models in: bfloat16 under ``bf16-mixed`` with
+        ``policy.fsdp_mixed_precision`` (the default), else None (the stored ``policy.dtype``)."""
+        return fsdp_param_dtype(self.policy, getattr(self._trainer, "precision", None))
 
     def _check_data_processor(self) -> None:
         """The data module's processor must belong to this model (token ids, patch sizes, vocabulary)."""

@@ -22,7 +22,14 @@ from lit_videor2.models.vision import (
     vision_special_token_ids,
 )
 from lit_videor2.rollout.containers import PromptBatch, Rollout
-from lit_videor2.rollout.decoding import build_logits_processors, completion_mask_from_eos, decode_loop
+from lit_videor2.rollout.decoding import (
+    DecodeCache,
+    build_logits_processors,
+    completion_mask_from_eos,
+    decode_loop,
+    preallocated_cache,
+    static_cache_length,
+)
 
 
 def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> torch.Tensor:
@@ -55,8 +62,10 @@ def _generate_shared(
     pad_token_id: int,
     generator: torch.Generator | None,
     synced: bool = False,
+    decode_cache: DecodeCache = "static",
+    compile_decode: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
-    """Encode each video once, prefill each prompt once, expand the cache to G rows, decode.
+    """Encode each video once, prefill each prompt once, place its KV in G rows of the decode cache, decode.
 
     Returns: tokens ``[N, T]``, video features (B tensors), positions ``(3, B, Lp)``.
     """
@@ -70,13 +79,25 @@ def _generate_shared(
         use_cache=True,
         logits_to_keep=1,
     )
-    cache = out.cache
-    cache.batch_repeat_interleave(group_size)  # B -> N rows, in place
+    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # [N, V]
+    mask = prompt.attention_mask.repeat_interleave(group_size, dim=0)  # [N, Lp]
+    if decode_cache == "static":
+        slots = static_cache_length(prompt.length, max_new_tokens, compiled=compile_decode)
+        cache = preallocated_cache(model, out.cache, group_size, slots)  # N rows x S slots, the prompt in place
+        mask = torch.cat([mask.bool(), mask.new_ones((mask.shape[0], slots - prompt.length), dtype=torch.bool)], 1)  # [N, S]
+    elif decode_cache == "dynamic":
+        if compile_decode:
+            raise ValueError("compile_decode needs decode_cache='static' (a growing cache changes shape every step).")
+        cache = out.cache
+        cache.batch_repeat_interleave(group_size)  # B -> N rows, in place
+    else:
+        raise ValueError(f"decode_cache must be 'static' or 'dynamic', not {decode_cache!r}.")
+    del out
     tokens = decode_loop(
         model,
-        out.logits[:, -1].repeat_interleave(group_size, dim=0),  # [N, V]
+        logits,
         cache,
-        prompt.attention_mask.repeat_interleave(group_size, dim=0),  # [N, Lp]
+        mask,
         positions[..., -1:].repeat_interleave(group_size, dim=1),  # (3, N, 1)
         max_new_tokens=max_new_tokens,
         processors=processors,
@@ -85,6 +106,7 @@ def _generate_shared(
         pad_token_id=pad_token_id,
         generator=generator,
         synced=synced,
+        compile_step=compile_decode,
     )
     return tokens, features, positions
 
@@ -156,6 +178,8 @@ def generate_group(
     generator: torch.Generator | None = None,
     synced: bool = False,
     gather_for_generation: bool = True,
+    decode_cache: DecodeCache = "static",
+    compile_decode: bool = False,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt of ``batch``.
 
@@ -180,6 +204,12 @@ def generate_group(
         gather_for_generation: under FSDP2, all-gather the full weights once for the whole call and reshard after
             (:func:`~lit_videor2.models.policy.gathered_for_generation`); False: every decode step's forward
             all-gathers each decoder layer again. No effect on an unsharded model.
+        decode_cache: ``"static"``: the decode writes into a cache allocated once for prompt + ``max_new_tokens``
+            for the N rows (:func:`~lit_videor2.rollout.decoding.preallocated_cache`), with an attention mask made
+            once; ``"dynamic"``: the cache and the mask grow by concatenation every token (the earlier path; same
+            tokens). ``share_prefix=True`` only.
+        compile_decode: compile the decode step with ``torch.compile`` (``reduce-overhead`` on CUDA: CUDA graphs);
+            needs ``decode_cache="static"``. The first call per model and cache length pays the compilation.
 
     Returns:
         A :class:`Rollout` with N = B·G completions, rows of one prompt adjacent.
@@ -216,6 +246,8 @@ def generate_group(
                 pad_token_id=pad_token_id,
                 generator=generator,
                 synced=synced,
+                decode_cache=decode_cache,
+                compile_decode=compile_decode,
             )
         else:
             config = _generation_config(

@@ -7,7 +7,8 @@ alternate (A B A B ...) and each runs :func:`~lit_videor2.rollout.generate_group
 tokens per row (``min_new_tokens``), sampled from one seed. The decode time is the time of the decode loop, plus,
 for the static arm, placing the prompt's keys and values in the preallocated cache (counted against it); the
 prompt prefill and the vision tower are the same in both arms and are left out. It prints the median ms per
-token of each arm, the ratio, whether the two arms drew the same tokens, and the preallocated cache's size.
+token of each arm, wall clock and this process's CPU time (the latter moves less when other jobs share the cores),
+the ratios, whether the arms drew the same tokens, and the preallocated cache's size.
 
 ``--compile`` adds a third arm with the decode step compiled by ``torch.compile`` (its first call compiles and is
 not timed). ``--device cuda`` runs on a GPU; ``--hidden 3584 --layers 28 --heads 28 --kv-heads 4`` gives the
@@ -45,15 +46,17 @@ class DecodeTimer:
     and adds up the seconds spent in them."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.seconds = 0.0  # wall clock
+        self.cpu_seconds = 0.0  # this process's CPU time (less sensitive to other jobs on the cores)
 
     def _timed(self, fn, sync):
         def wrapper(*args, **kwargs):
             sync()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             out = fn(*args, **kwargs)
             sync()
             self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu
             return out
 
         return wrapper
@@ -125,11 +128,15 @@ def main(argv: list[str] | None = None) -> None:
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, dtype=dtype).to(device).eval()
     prompt = make_prompt(processor, args.frames, args.size, args.fps).to(device)
     eos = stop_token_ids(processor.tokenizer)
-    arms = {"dynamic (concatenating)": {"decode_cache": "dynamic"}, "static (preallocated)": {}}
+    arms = {
+        "dynamic (concatenating)": {"decode_cache": "dynamic"},
+        "static (per-row prompt)": {"decode_cache": "static"},
+        "shared (default)": {"decode_cache": "shared"},
+    }
     if args.compile:
-        arms["static, compiled step"] = {"compile_decode": True}
+        arms["shared, compiled step"] = {"decode_cache": "shared", "compile_decode": True}
 
-    def run(kw: dict) -> tuple[float, torch.Tensor]:
+    def run(kw: dict) -> tuple[float, float, torch.Tensor]:
         timer = DecodeTimer()
         with timer.installed(device):
             rollout = generate_group(
@@ -144,14 +151,17 @@ def main(argv: list[str] | None = None) -> None:
                 generator=torch.Generator(device).manual_seed(0),
                 **kw,
             )
-        return timer.seconds * 1000 / rollout.completion_length, rollout.completion_ids
+        per_token = 1000 / rollout.completion_length
+        return timer.seconds * per_token, timer.cpu_seconds * per_token, rollout.completion_ids
 
     times: dict[str, list[float]] = {name: [] for name in arms}
-    tokens = {name: run(kw)[1] for name, kw in arms.items()}  # warm-up (and compilation)
+    cpu_times: dict[str, list[float]] = {name: [] for name in arms}
+    tokens = {name: run(kw)[2] for name, kw in arms.items()}  # warm-up (and compilation)
     for _ in range(args.rounds):
         for name, kw in arms.items():
-            ms, ids = run(kw)
+            ms, cpu_ms, ids = run(kw)
             times[name].append(ms)
+            cpu_times[name].append(cpu_ms)
             assert torch.equal(ids, tokens[name]), f"{name}: a seeded run did not reproduce itself"
     n = args.group_size
     slots = static_cache_length(prompt.length, args.new_tokens)
@@ -159,10 +169,12 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.hidden}, {args.layers} layers; prompt {prompt.length} tokens ({args.frames} frames {args.size}²), "
           f"G {n}, {args.new_tokens} new tokens, median of {args.rounds} rounds")  # fmt: skip
     base = statistics.median(times["dynamic (concatenating)"])
+    cpu_base = statistics.median(cpu_times["dynamic (concatenating)"])
+    print(f"  {'decode':26s} {'wall ms/token':>14s} {'ratio':>6s} {'CPU ms/token':>13s} {'ratio':>6s}  same tokens")
     for name, ts in times.items():
-        med = statistics.median(ts)
+        med, cpu = statistics.median(ts), statistics.median(cpu_times[name])
         same = torch.equal(tokens[name], tokens["dynamic (concatenating)"])
-        print(f"  {name:26s} {med:8.2f} ms/token   {base / med:5.2f}x   same tokens as dynamic: {same}")
+        print(f"  {name:26s} {med:14.2f} {base / med:5.2f}x {cpu:13.2f} {cpu_base / cpu:5.2f}x  {same}")
     mib = static_cache_bytes(model.config, n, slots, dtype) / 2**20
     print(f"preallocated cache: {n} rows x {slots} slots = {mib:.1f} MiB")
     if args.bandwidth:

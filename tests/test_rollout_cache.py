@@ -20,6 +20,7 @@ from lit_videor2.rollout.decoding import preallocated_cache, static_cache_bytes,
 from tests.test_rollout_archs import SIZE, _batch
 
 ARCHS = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
+KINDS = ("dynamic", "static", "shared")
 NEW = 10
 _STEP = decoding._DecodeStep.__call__  # the unwrapped decode step
 
@@ -34,7 +35,8 @@ class StepRecorder:
         def call(this, ids, position):
             out = _STEP(this, ids, position)
             self.logits.append(out)
-            self.masks.append((this.mask.data_ptr(), tuple(this.mask.shape)))
+            mask = this.cache.completion_mask if this.group else this.mask
+            self.masks.append((mask.data_ptr(), tuple(mask.shape)))
             self.keys.append(tuple(layer.keys.data_ptr() for layer in this.cache.layers))
             return out
 
@@ -56,42 +58,45 @@ def _step_logprobs(logits: list[torch.Tensor], tokens: torch.Tensor) -> torch.Te
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
-def test_static_cache_equals_dynamic_cache(arch, tiny_models, monkeypatch):
+def test_preallocated_caches_equal_dynamic_cache(arch, tiny_models, monkeypatch):
     model, processor = _model(tiny_models, arch)
     batch = _batch(processor, SIZE.get(arch, 56))
     eos = stop_token_ids(processor.tokenizer)
     common = dict(group_size=3, max_new_tokens=NEW, min_new_tokens=NEW, eos_token_ids=eos)
     runs = {}
-    for kind in ("dynamic", "static"):
+    for kind in KINDS:
         rec = StepRecorder(monkeypatch)
-        greedy = generate_group(model, batch, **common, do_sample=False, decode_cache=kind)
-        runs[kind] = greedy, rec
-    (dyn, dyn_rec), (sta, sta_rec) = runs["dynamic"], runs["static"]
-    assert torch.equal(sta.completion_ids, dyn.completion_ids)
-    assert sta.completion_ids.shape[1] == NEW and len(sta_rec.logits) == NEW - 1
-    static_lp = _step_logprobs(sta_rec.logits, sta.completion_ids)
-    torch.testing.assert_close(static_lp, _step_logprobs(dyn_rec.logits, dyn.completion_ids), rtol=0, atol=1e-5)
-    # ... and with a teacher-forced forward over prompt + completion (no cache at all).
-    full = sequence_logprobs(model, sta, share_prompt=False, reuse_vision=False, temperature=1.0)  # [N, T]
-    torch.testing.assert_close(static_lp, full[:, 1:], rtol=0, atol=1e-5)
-
-    # Nothing grows or moves per token on the static path: one mask and one key tensor per layer, same shapes.
+        runs[kind] = generate_group(model, batch, **common, do_sample=False, decode_cache=kind), rec
+    dyn, dyn_rec = runs["dynamic"]
+    dyn_lp = _step_logprobs(dyn_rec.logits, dyn.completion_ids)
+    for kind in ("static", "shared"):
+        got, rec = runs[kind]
+        assert torch.equal(got.completion_ids, dyn.completion_ids), kind
+        assert got.completion_ids.shape[1] == NEW and len(rec.logits) == NEW - 1
+        lp = _step_logprobs(rec.logits, got.completion_ids)
+        torch.testing.assert_close(lp, dyn_lp, rtol=0, atol=1e-5, msg=kind)
+        # ... and with a teacher-forced forward over prompt + completion (no cache at all).
+        full = sequence_logprobs(model, got, share_prompt=False, reuse_vision=False, temperature=1.0)  # [N, T]
+        torch.testing.assert_close(lp, full[:, 1:], rtol=0, atol=1e-5, msg=kind)
+        # Nothing grows or moves per token: one mask and one key tensor per layer, the same shapes every step.
+        assert set(rec.masks) == {rec.masks[0]} and len(set(rec.keys)) == 1, kind
     slots = static_cache_length(batch.length, NEW)
-    assert {m for m in sta_rec.masks} == {sta_rec.masks[0]} and sta_rec.masks[0][1] == (6, slots)
-    assert len(set(sta_rec.keys)) == 1
+    assert runs["static"][1].masks[0][1] == (6, 1, 1, slots)  # sdpa: one additive mask over every slot
+    assert runs["shared"][1].masks[0][1] == (6, 1, 1, NEW - 1)  # the completion slots; the prompt's is [2, 1, 1, Lp]
     # The dynamic path concatenates: its mask grows by one column per step.
     assert [shape[1] for _, shape in dyn_rec.masks] == [batch.length + 1 + t for t in range(NEW - 1)]
+    assert model.config.get_text_config()._attn_implementation == "sdpa", "the decode restores the attention"
 
-    # Sampling: the same seed draws the same tokens on both caches, and a seeded run reproduces itself.
+    # Sampling: the same seed draws the same tokens on every cache, and a seeded run reproduces itself.
     sampled = {}
-    for name, kind in (("dynamic", "dynamic"), ("static", "static"), ("again", "static")):
+    for name, kind in (("dynamic", "dynamic"), ("static", "static"), ("shared", "shared"), ("again", "shared")):
         sampled[name] = generate_group(
             model, batch, **common, temperature=1.5, top_k=20, generator=torch.Generator().manual_seed(0),
             decode_cache=kind,
         ).completion_ids  # fmt: skip
-    assert torch.equal(sampled["static"], sampled["again"])
-    assert torch.equal(sampled["static"], sampled["dynamic"])
-    assert not torch.equal(sampled["static"][0], sampled["static"][1]), "sampling must differ between group rows"
+    assert torch.equal(sampled["shared"], sampled["again"])
+    assert torch.equal(sampled["shared"], sampled["dynamic"]) and torch.equal(sampled["static"], sampled["dynamic"])
+    assert not torch.equal(sampled["shared"][0], sampled["shared"][1]), "sampling must differ between group rows"
 
 
 def test_preallocated_cache_places_the_prompt_once_per_row(tiny_models):
@@ -130,9 +135,9 @@ def test_bad_decode_cache_settings(tiny_models):
     model, processor = _model(tiny_models, "qwen2_5_vl")
     batch = _batch(processor, 56)
     eos = stop_token_ids(processor.tokenizer)
-    with pytest.raises(ValueError, match="decode_cache must be 'static' or 'dynamic', not 'paged'"):
+    with pytest.raises(ValueError, match="decode_cache must be 'shared', 'static' or 'dynamic', not 'paged'"):
         generate_group(model, batch, group_size=2, max_new_tokens=2, eos_token_ids=eos, decode_cache="paged")
-    with pytest.raises(ValueError, match="compile_decode needs decode_cache='static'"):
+    with pytest.raises(ValueError, match="compile_decode needs a preallocated cache"):
         generate_group(
             model, batch, group_size=2, max_new_tokens=2, eos_token_ids=eos, decode_cache="dynamic", compile_decode=True
         )

@@ -57,6 +57,13 @@ class RolloutConfig:
     """Reuse the rollout's visual features in the log-prob passes (needs a frozen vision tower)."""
     share_prompt: bool = True
     """Run the prompt part of the log-prob passes once per prompt, its KV cache expanded to G rows."""
+    decode_cache: Literal["static", "dynamic"] = "static"
+    """KV cache of the group decode: ``static`` allocates prompt + ``max_new_tokens`` slots for the G rows once and
+    writes each token in place; ``dynamic`` grows the cache and the mask by concatenation every token (same tokens,
+    slower; for architectures with sliding-window or linear-attention layers)."""
+    compile_decode: bool = False
+    """Compile the decode step with ``torch.compile`` (``reduce-overhead``, i.e. CUDA graphs, on CUDA; needs
+    ``decode_cache: static``). Each new cache length (prompt + tokens, rounded up to 256) compiles once."""
 
 
 class StepStats(NamedTuple):
@@ -229,6 +236,8 @@ class GRPOModule(PolicyModule):
                 top_k=cfg.top_k,
                 top_p=cfg.top_p,
                 share_prefix=cfg.share_prefix,
+                decode_cache=cfg.decode_cache,
+                compile_decode=cfg.compile_decode,
                 synced=self.trainer.world_size > 1,
                 gather_for_generation=self.policy.gather_for_generation,
             )

@@ -9,6 +9,7 @@ CUDA). A ``DynamicCache``, which grows by concatenation each token, is still acc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -26,7 +27,9 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from lit_videor2.models.policy import language_model
 from lit_videor2.models.vision import vision_special_token_ids
+from lit_videor2.rollout.group_cache import GroupDecodeCache, group_decode_attention_active
 
 #: Tokens that end a completion, where the tokenizer has them (Qwen chat models end a turn with ``<|im_end|>``;
 #: ``<|endoftext|>`` ends a document). The checkpoint's ``generation_config`` is not consulted.
@@ -110,7 +113,7 @@ def _next_token(scores: torch.Tensor, do_sample: bool, generator: torch.Generato
 
 
 #: Decode-cache kinds of :func:`decode_loop` and :func:`~lit_videor2.rollout.generate_group`.
-DecodeCache = Literal["static", "dynamic"]
+DecodeCache = Literal["shared", "static", "dynamic"]
 
 #: With a compiled decode step the cache length is rounded up to a multiple of this, so prompts of nearby lengths
 #: share one compiled graph (and, on CUDA, one captured graph) instead of compiling once per prompt length.
@@ -166,10 +169,22 @@ def preallocated_cache(model: nn.Module, prefill: Cache, group_size: int, max_ca
 
 
 def _forward_step(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Cache
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor,
+    cache: Cache,
+    **kwargs: Any,
 ) -> torch.Tensor:
     """One decode forward: ``[N, 1]`` ids at ``(3, N, 1)`` positions -> ``[N, V]`` next-token logits."""
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=True)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        cache=cache,
+        use_cache=True,
+        **kwargs,
+    )
     return out.logits[:, -1]
 
 
@@ -186,36 +201,63 @@ def compile_mode(device: torch.device) -> str:
     return "reduce-overhead" if device.type == "cuda" else "default"
 
 
+#: Attention implementations that take a 4-D additive mask (the static decode keeps one, opened slot by slot).
+_ADDITIVE_MASK_ATTENTION = ("sdpa", "eager")
+
+
 class _DecodeStep:
     """The forward of one decode step on a cache; keeps the attention mask across steps.
 
-    Static cache: the mask ``[N, S]`` covers every slot from the start (prompt padding 0, later slots 1; slots not
-    yet written are masked by causality at the cache's offset) and is never changed. Dynamic cache: the cache grows
-    by concatenation in every layer and the mask by one column per step (the path before the static cache; kept
-    for comparison and for architectures the static cache does not hold).
+    Static cache (``S`` slots, the prompt's ``Lp`` written): the mask is made once. With sdpa or eager attention it
+    is an additive ``[N, 1, 1, S]`` mask (0 where a row may attend, the dtype's minimum elsewhere: prompt padding
+    and slots not written yet), and each step opens the one slot it writes, in place; the model then builds no
+    mask per step and sdpa converts none. Other attention implementations get the ``[N, S]`` padding mask (prompt
+    padding 0, then ones) and mask the unwritten slots by causality at the cache's offset. Dynamic cache: the cache
+    grows by concatenation in every layer and the mask by one column per step (the path before the static cache;
+    kept for comparison and for architectures the static cache does not hold).
     """
 
     def __init__(self, model: nn.Module, cache: Cache, attention_mask: torch.Tensor, compiled: bool) -> None:
         self.model, self.cache, self.mask = model, cache, attention_mask
-        self.static = isinstance(cache, StaticCache)
+        self.group = isinstance(cache, GroupDecodeCache)
+        self.static = isinstance(cache, StaticCache) or self.group
         if compiled and not self.static:
-            raise ValueError("a compiled decode step needs the static decode cache (decode_cache='static').")
-        slots = cache.layers[0].max_cache_len if self.static else None
-        if self.static and attention_mask.shape[1] != slots:
-            raise ValueError(
-                f"static decode cache: the attention mask covers {attention_mask.shape[1]} slots, the cache {slots}; "
-                "give the prompt mask padded with ones to the cache length."
-            )
+            raise ValueError("a compiled decode step needs a preallocated decode cache (decode_cache='shared' or 'static').")
+        if self.group:
+            self.mask = None  # the cache holds its own masks (group_decode_attention reads them)
+        self.slot: int | None = None  # the static cache slot the next step writes (additive mask only)
+        if self.static and not self.group:
+            slots = cache.layers[0].max_cache_len
+            if attention_mask.shape[1] != slots:
+                raise ValueError(
+                    f"static decode cache: the attention mask covers {attention_mask.shape[1]} slots, the cache "
+                    f"{slots}; give the prompt mask padded with ones to the cache length."
+                )
+            if getattr(model.config, "_attn_implementation", None) in _ADDITIVE_MASK_ATTENTION:
+                self.slot = int(cache.get_seq_length())  # the prompt's length: the first slot a step writes
+                dtype = cache.layers[0].keys.dtype
+                visible = attention_mask.bool() & (torch.arange(slots, device=attention_mask.device) < self.slot)
+                self.mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)  # [N, S]
+                self.mask = self.mask.masked_fill(~visible, torch.finfo(dtype).min)[:, None, None, :]  # [N, 1, 1, S]
         self.compiled = compiled
         self.forward = _compiled_forward_step(compile_mode(attention_mask.device)) if compiled else _forward_step
 
     def __call__(self, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """``[N]`` tokens at ``(3, N, 1)`` positions -> ``[N, V]`` logits of the next token."""
-        if not self.static:
+        extra = {}
+        if self.group:
+            self.cache.open_slot()
+            extra = {"group_decode_cache": self.cache}
+        elif not self.static:
             self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)  # [N, Lp + t + 1]
+        elif self.slot is not None:
+            self.mask[..., self.slot] = 0  # the slot this step writes, in place
+            self.slot += 1
         if self.compiled and ids.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are consumed
-        logits = self.forward(self.model, ids[:, None], self.mask, position, self.cache)
+        logits = self.forward(self.model, ids[:, None], self.mask, position, self.cache, **extra)
+        if self.group:
+            self.cache.advance()
         return logits.clone() if self.compiled else logits  # a CUDA graph's output is overwritten by its next replay
 
 
@@ -261,14 +303,17 @@ def decode_loop(
     finished = torch.zeros(n, dtype=torch.bool, device=logits.device)  # [N]
     synced = synced and dist.is_available() and dist.is_initialized()
     forward = _DecodeStep(model, cache, attention_mask, compile_step)
-    for step in range(max_new_tokens):
-        scores = processors(tokens[:, :step], logits.float())  # [N, V]
-        nxt = _next_token(scores, do_sample, generator).masked_fill(finished, pad_token_id)  # [N]
-        tokens[:, step] = nxt
-        finished |= torch.isin(nxt, eos)
-        if step + 1 == max_new_tokens or _all_finished(finished, synced):
-            break
-        logits = forward(nxt, last_position + step + 1)  # [N, V]; positions (3, N, 1)
+    # With the group cache, the language model attends through it for these steps only.
+    attention = group_decode_attention_active(language_model(model).config) if forward.group else contextlib.nullcontext()
+    with attention:
+        for step in range(max_new_tokens):
+            scores = processors(tokens[:, :step], logits.float())  # [N, V]
+            nxt = _next_token(scores, do_sample, generator).masked_fill(finished, pad_token_id)  # [N]
+            tokens[:, step] = nxt
+            finished |= torch.isin(nxt, eos)
+            if step + 1 == max_new_tokens or _all_finished(finished, synced):
+                break
+            logits = forward(nxt, last_position + step + 1)  # [N, V]; positions (3, N, 1)
     return tokens[:, : step + 1]
 
 

@@ -22,7 +22,9 @@ from lit_videor2.models.vision import (
     vision_special_token_ids,
 )
 from lit_videor2.rollout.containers import PromptBatch, Rollout
+from lit_videor2.rollout.group_cache import GroupDecodeCache
 from lit_videor2.rollout.decoding import (
+    COMPILE_LENGTH_MULTIPLE,
     DecodeCache,
     build_logits_processors,
     completion_mask_from_eos,
@@ -62,7 +64,7 @@ def _generate_shared(
     pad_token_id: int,
     generator: torch.Generator | None,
     synced: bool = False,
-    decode_cache: DecodeCache = "static",
+    decode_cache: DecodeCache = "shared",
     compile_decode: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
     """Encode each video once, prefill each prompt once, place its KV in G rows of the decode cache, decode.
@@ -81,17 +83,21 @@ def _generate_shared(
     )
     logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # [N, V]
     mask = prompt.attention_mask.repeat_interleave(group_size, dim=0)  # [N, Lp]
-    if decode_cache == "static":
+    if decode_cache == "shared":
+        multiple = COMPILE_LENGTH_MULTIPLE if compile_decode else 1
+        cache = GroupDecodeCache(out.cache, prompt.attention_mask, group_size, max_new_tokens - 1, prompt_multiple=multiple)
+    elif decode_cache == "static":
         slots = static_cache_length(prompt.length, max_new_tokens, compiled=compile_decode)
         cache = preallocated_cache(model, out.cache, group_size, slots)  # N rows x S slots, the prompt in place
         mask = torch.cat([mask.bool(), mask.new_ones((mask.shape[0], slots - prompt.length), dtype=torch.bool)], 1)  # [N, S]
     elif decode_cache == "dynamic":
         if compile_decode:
-            raise ValueError("compile_decode needs decode_cache='static' (a growing cache changes shape every step).")
+            raise ValueError("compile_decode needs a preallocated cache (decode_cache='shared' or 'static'): a growing "
+                             "cache changes shape every step.")  # fmt: skip
         cache = out.cache
         cache.batch_repeat_interleave(group_size)  # B -> N rows, in place
     else:
-        raise ValueError(f"decode_cache must be 'static' or 'dynamic', not {decode_cache!r}.")
+        raise ValueError(f"decode_cache must be 'shared', 'static' or 'dynamic', not {decode_cache!r}.")
     del out
     tokens = decode_loop(
         model,
@@ -178,7 +184,7 @@ def generate_group(
     generator: torch.Generator | None = None,
     synced: bool = False,
     gather_for_generation: bool = True,
-    decode_cache: DecodeCache = "static",
+    decode_cache: DecodeCache = "shared",
     compile_decode: bool = False,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt of ``batch``.
@@ -204,12 +210,14 @@ def generate_group(
         gather_for_generation: under FSDP2, all-gather the full weights once for the whole call and reshard after
             (:func:`~lit_videor2.models.policy.gathered_for_generation`); False: every decode step's forward
             all-gathers each decoder layer again. No effect on an unsharded model.
-        decode_cache: ``"static"``: the decode writes into a cache allocated once for prompt + ``max_new_tokens``
-            for the N rows (:func:`~lit_videor2.rollout.decoding.preallocated_cache`), with an attention mask made
-            once; ``"dynamic"``: the cache and the mask grow by concatenation every token (the earlier path; same
-            tokens). ``share_prefix=True`` only.
+        decode_cache: ``"shared"``: the prompt's keys and values are kept once per prompt and the completion slots
+            (``max_new_tokens - 1`` per row) allocated once; a decode step attends over the prompt once per group
+            (:mod:`~lit_videor2.rollout.group_cache`). ``"static"``: transformers' ``StaticCache``, prompt +
+            ``max_new_tokens - 1`` slots for each of the N rows, the prompt's keys and values copied into every row
+            (:func:`~lit_videor2.rollout.decoding.preallocated_cache`). ``"dynamic"``: the cache and the mask grow
+            by concatenation every token (the path before; same tokens, slower). ``share_prefix=True`` only.
         compile_decode: compile the decode step with ``torch.compile`` (``reduce-overhead`` on CUDA: CUDA graphs);
-            needs ``decode_cache="static"``. The first call per model and cache length pays the compilation.
+            needs ``"shared"`` or ``"static"``. The first call per model and cache shape pays the compilation.
 
     Returns:
         A :class:`Rollout` with N = B·G completions, rows of one prompt adjacent.

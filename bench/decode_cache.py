@@ -1,16 +1,17 @@
-"""Decode ms per token of a GRPO group rollout: the preallocated (static) cache vs the cache that grows by
-concatenation every token (the path before issue 30), side by side in one run.
+"""Decode ms per token of a GRPO group rollout on each decode cache, side by side in one run: the cache that grows
+by concatenation every token (``dynamic``, the path before issue 30), transformers' ``StaticCache`` with the prompt
+copied into every row (``static``) and the group cache holding the prompt once per group (``shared``, the default).
 
 ``python bench/decode_cache.py [--hidden 256 --layers 4 --frames 32 --size 224 --group-size 8 --new-tokens 64]``.
 One video prompt (32 frames of 224×224 at 2 fps: 1,024 visual tokens) on a tiny random Qwen2.5-VL; the arms
 alternate (A B A B ...) and each runs :func:`~lit_videor2.rollout.generate_group` with exactly ``--new-tokens``
 tokens per row (``min_new_tokens``), sampled from one seed. The decode time is the time of the decode loop, plus,
-for the static arm, placing the prompt's keys and values in the preallocated cache (counted against it); the
-prompt prefill and the vision tower are the same in both arms and are left out. It prints the median ms per
+for the static arm, copying the prompt's keys and values into the preallocated cache (counted against it); the
+prompt prefill and the vision tower are the same in every arm and are left out. It prints the median ms per
 token of each arm, wall clock and this process's CPU time (the latter moves less when other jobs share the cores),
 the ratios, whether the arms drew the same tokens, and the preallocated cache's size.
 
-``--compile`` adds a third arm with the decode step compiled by ``torch.compile`` (its first call compiles and is
+``--compile`` adds an arm with the shared cache and the decode step compiled by ``torch.compile`` (its first call compiles and is
 not timed). ``--device cuda`` runs on a GPU; ``--hidden 3584 --layers 28 --heads 28 --kv-heads 4`` gives the
 language part Qwen2.5-VL-7B's sizes (random weights, bf16 with ``--dtype bfloat16``), and the script then prints
 the weight-read floor (bytes of the language weights / the ``--bandwidth`` in GB/s).
@@ -37,6 +38,7 @@ from lit_videor2.data.frames import Frames  # noqa: E402
 from lit_videor2.data.records import VideoRecord  # noqa: E402
 from lit_videor2.rollout import PromptBatch, generate_group, stop_token_ids  # noqa: E402
 from lit_videor2.rollout.decoding import static_cache_bytes, static_cache_length  # noqa: E402
+from lit_videor2.rollout.group_cache import group_cache_bytes  # noqa: E402
 
 QUESTION = "Which shape appears first? A. red circle B. blue square C. green triangle D. yellow star"
 
@@ -175,8 +177,10 @@ def main(argv: list[str] | None = None) -> None:
         med, cpu = statistics.median(ts), statistics.median(cpu_times[name])
         same = torch.equal(tokens[name], tokens["dynamic (concatenating)"])
         print(f"  {name:26s} {med:14.2f} {base / med:5.2f}x {cpu:13.2f} {cpu_base / cpu:5.2f}x  {same}")
-    mib = static_cache_bytes(model.config, n, slots, dtype) / 2**20
-    print(f"preallocated cache: {n} rows x {slots} slots = {mib:.1f} MiB")
+    shared = group_cache_bytes(model.config, 1, prompt.length, n, args.new_tokens - 1, dtype) / 2**20
+    static = static_cache_bytes(model.config, n, slots, dtype) / 2**20
+    print(f"decode cache: shared {shared:.1f} MiB (the prompt once + {n} rows x {args.new_tokens - 1} slots); "
+          f"static and dynamic (at its end) {static:.1f} MiB ({n} rows x {slots} slots)")  # fmt: skip
     if args.bandwidth:
         lm = sum(p.numel() * p.element_size() for name, p in model.named_parameters() if "visual" not in name)
         print(f"weight-read floor: {lm / 1e9:.2f} GB / {args.bandwidth} GB/s = {lm / args.bandwidth / 1e6:.2f} ms/token")

@@ -11,8 +11,8 @@ prompt prefill and the vision tower are the same in every arm and are left out. 
 token of each arm, wall clock and this process's CPU time (the latter moves less when other jobs share the cores),
 the ratios, whether the arms drew the same tokens, and the preallocated cache's size.
 
-``--compile`` adds an arm with the shared cache and the decode step compiled by ``torch.compile`` (its first call compiles and is
-not timed). ``--device cuda`` runs on a GPU; ``--hidden 3584 --layers 28 --heads 28 --kv-heads 4`` gives the
+``--compile`` adds an arm with the shared cache and the decode step compiled by ``torch.compile`` (its first
+call compiles and is not timed). ``--device cuda`` runs on a GPU; ``--hidden 3584 --layers 28 --heads 28 --kv-heads 4`` gives the
 language part Qwen2.5-VL-7B's sizes (random weights, bf16 with ``--dtype bfloat16``), and the script then prints
 the weight-read floor (bytes of the language weights / the ``--bandwidth`` in GB/s).
 """
@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
           f"static and dynamic (at its end) {static:.1f} MiB ({n} rows x {slots} slots)")  # fmt: skip
     if args.bandwidth:
         lm = sum(p.numel() * p.element_size() for name, p in model.named_parameters() if "visual" not in name)
-        print(f"weight-read floor: {lm / 1e9:.2f} GB / {args.bandwidth} GB/s = {lm / args.bandwidth / 1e6:.2f} ms/token")
+        print(
+            f"weight-read floor: {lm / 1e9:.2f} GB / {args.bandwidth} GB/s = {lm / args.bandwidth / 1e6:.2f} ms/token"
+        )
 
 
 if __name__ == "__main__":

@@ -130,8 +130,9 @@ def _datamodule(data_dir: Path, model_dir: Path):
     return dm
 
 
-def prepare(work: Path, args) -> None:
-    """Tiny model, synthetic clips, TRL's image dataset and the fit config under ``work`` (skipped when present)."""
+def prepare(work: Path, args, trl: bool = True) -> None:
+    """Tiny model, synthetic clips, TRL's image dataset (``trl``) and the fit config under ``work`` (skipped when
+    present)."""
     from lit_videor2.demo.synthetic import generate_dataset
     from lit_videor2.demo.tiny import build_tiny_model
 
@@ -140,7 +141,7 @@ def prepare(work: Path, args) -> None:
         build_tiny_model("qwen2_5_vl", model_dir, seed=0, hidden_size=args.hidden, layers=args.layers)
     if not (data_dir / "train.json").is_file():  # 16 s at 10 fps -> 32 frames at 2 fps
         generate_dataset(data_dir, num_train=args.clips, num_val=1, duration_range=(16.0, 16.0), fps=10, size=(64, 64))
-    if not (work / "trl_data" / "dataset_info.json").is_file():
+    if trl and not (work / "trl_data" / "dataset_info.json").is_file():
         _prepare_trl_dataset(work, model_dir, data_dir)
 
 
@@ -356,7 +357,7 @@ def run(work: Path, args) -> None:
     kinds = ["fit"] + (["fit-dynamic"] if args.old_decode else []) + (["trl"] if has_trl else [])
     if len(kinds) == 1:
         raise SystemExit("TRL is not installed: pass --old-decode for a lit_videor2 arm to compare with.")
-    prepare(work, args)
+    prepare(work, args, trl=has_trl)
     trl_version = __import__("trl").__version__ if has_trl else "not installed (no TRL arm)"
     print(
         f"torch {torch.__version__}, trl {trl_version}; tiny qwen2_5_vl LLM hidden {args.hidden}, {args.layers} "

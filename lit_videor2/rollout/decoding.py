@@ -222,7 +222,9 @@ class _DecodeStep:
         self.group = isinstance(cache, GroupDecodeCache)
         self.static = isinstance(cache, StaticCache) or self.group
         if compiled and not self.static:
-            raise ValueError("a compiled decode step needs a preallocated decode cache (decode_cache='shared' or 'static').")
+            raise ValueError(
+                "a compiled decode step needs a preallocated decode cache (decode_cache='shared' or 'static')."
+            )
         if self.group:
             self.mask = None  # the cache holds its own masks (group_decode_attention reads them)
         self.slot: int | None = None  # the static cache slot the next step writes (additive mask only)
@@ -304,7 +306,9 @@ def decode_loop(
     synced = synced and dist.is_available() and dist.is_initialized()
     forward = _DecodeStep(model, cache, attention_mask, compile_step)
     # With the group cache, the language model attends through it for these steps only.
-    attention = group_decode_attention_active(language_model(model).config) if forward.group else contextlib.nullcontext()
+    attention = (
+        group_decode_attention_active(language_model(model).config) if forward.group else contextlib.nullcontext()
+    )
     with attention:
         for step in range(max_new_tokens):
             scores = processors(tokens[:, :step], logits.float())  # [N, V]

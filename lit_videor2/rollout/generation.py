@@ -22,7 +22,6 @@ from lit_videor2.models.vision import (
     vision_special_token_ids,
 )
 from lit_videor2.rollout.containers import PromptBatch, Rollout
-from lit_videor2.rollout.group_cache import GroupDecodeCache
 from lit_videor2.rollout.decoding import (
     COMPILE_LENGTH_MULTIPLE,
     DecodeCache,
@@ -32,6 +31,7 @@ from lit_videor2.rollout.decoding import (
     preallocated_cache,
     static_cache_length,
 )
+from lit_videor2.rollout.group_cache import GroupDecodeCache
 
 
 def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> torch.Tensor:
@@ -85,11 +85,15 @@ def _generate_shared(
     mask = prompt.attention_mask.repeat_interleave(group_size, dim=0)  # [N, Lp]
     if decode_cache == "shared":
         multiple = COMPILE_LENGTH_MULTIPLE if compile_decode else 1
-        cache = GroupDecodeCache(out.cache, prompt.attention_mask, group_size, max_new_tokens - 1, prompt_multiple=multiple)
+        cache = GroupDecodeCache(
+            out.cache, prompt.attention_mask, group_size, max_new_tokens - 1, prompt_multiple=multiple
+        )
     elif decode_cache == "static":
         slots = static_cache_length(prompt.length, max_new_tokens, compiled=compile_decode)
         cache = preallocated_cache(model, out.cache, group_size, slots)  # N rows x S slots, the prompt in place
-        mask = torch.cat([mask.bool(), mask.new_ones((mask.shape[0], slots - prompt.length), dtype=torch.bool)], 1)  # [N, S]
+        mask = torch.cat(
+            [mask.bool(), mask.new_ones((mask.shape[0], slots - prompt.length), dtype=torch.bool)], 1
+        )  # [N, S]
     elif decode_cache == "dynamic":
         if compile_decode:
             raise ValueError("compile_decode needs a preallocated cache (decode_cache='shared' or 'static'): a growing "

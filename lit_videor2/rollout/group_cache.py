@@ -50,6 +50,10 @@ class _GroupDecodeLayer(CacheLayerMixin):
         self.device = prompt_keys.device
         self.is_initialized = True
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Prompt keys and values, completion keys and values."""
+        return self.prompt_keys, self.prompt_values, self.keys, self.values
+
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:  # pragma: no cover
         raise RuntimeError("the group decode cache is built whole from a prefilled cache.")
 
@@ -113,7 +117,9 @@ class GroupDecodeCache(Cache):
                 raise ValueError(
                     "the group decode cache holds full-attention layers only: pass decode_cache='dynamic'."
                 )
-            keys, values = (torch.nn.functional.pad(t, (0, 0, 0, pad)) if pad else t for t in (layer.keys, layer.values))
+            keys, values = (
+                torch.nn.functional.pad(t, (0, 0, 0, pad)) if pad else t for t in (layer.keys, layer.values)
+            )
             layers.append(_GroupDecodeLayer(self, keys, values))
             layer.keys = layer.values = None
         super().__init__(layers=layers)
@@ -122,6 +128,10 @@ class GroupDecodeCache(Cache):
         self.prompt_mask = torch.zeros(visible.shape, dtype=dtype, device=first.device).masked_fill(~visible, minimum)
         n = attention_mask.shape[0] * group_size
         self.completion_mask = torch.full((n, 1, 1, self.completion_slots), minimum, dtype=dtype, device=first.device)
+        # Fixed addresses for a compiled step (as transformers' StaticLayer marks its own): CUDA graphs then read
+        # these tensors in place instead of copying them into the graph's buffers at every replay.
+        for t in (self.slot, self.prompt_mask, self.completion_mask, *(x for layer in layers for x in layer.tensors())):
+            torch._dynamo.mark_static_address(t)
 
     def open_slot(self) -> None:
         """Make the slot the coming step writes visible (in place: the masks keep their storage)."""
@@ -134,11 +144,7 @@ class GroupDecodeCache(Cache):
 
     def nbytes(self) -> int:
         """Bytes of keys and values held (prompt part and completion slots)."""
-        return sum(
-            t.numel() * t.element_size()
-            for layer in self.layers
-            for t in (layer.prompt_keys, layer.prompt_values, layer.keys, layer.values)
-        )
+        return sum(t.numel() * t.element_size() for layer in self.layers for t in layer.tensors())
 
 
 def _attention_with_lse(

@@ -1,11 +1,13 @@
-"""The preallocated decode cache (issue 30) against the cache that grows by concatenation every token.
+"""The preallocated decode caches (issue 30) against the cache that grows by concatenation every token.
 
-On tiny Qwen2-VL, Qwen2.5-VL and Qwen3-VL models, with two left-padded video prompts of different lengths and fps
-(``tests/test_rollout_archs.py``'s batch), the static cache gives the same greedy tokens as the dynamic one, the
-log-probs of the generated tokens at every decode step agree within 1e-5 (and with a teacher-forced full forward),
-a seeded sampled run draws the same tokens (the random numbers in the same order) and reproduces itself, and
-nothing grows per token: the cache's tensors and the attention mask keep their storage through the decode.
-A compiled decode step (``compile_decode``) gives the same tokens on CPU.
+``shared`` (the default: the prompt's keys and values once per prompt, the G rows attending over one copy) and
+``static`` (transformers' ``StaticCache``, the prompt copied into every row) on tiny Qwen2-VL, Qwen2.5-VL and
+Qwen3-VL models, with two left-padded video prompts of different lengths and fps (``tests/test_rollout_archs.py``'s
+batch): the same greedy tokens as ``dynamic``, the log-probs of the generated tokens at every decode step within
+1e-5 of it and of a teacher-forced full forward, the same seeded sampled tokens (random numbers drawn in the same
+order), a seeded run that reproduces itself, and nothing that grows per token (the masks and the cache tensors keep
+their storage through the decode). A compiled decode step (``compile_decode``) gives the same tokens on CPU and
+does not recompile for a new cache of the same shapes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import lit_videor2.rollout.decoding as decoding
 from lit_videor2.models.hub import load_processor
 from lit_videor2.rollout import generate_group, sequence_logprobs, stop_token_ids
 from lit_videor2.rollout.decoding import preallocated_cache, static_cache_bytes, static_cache_length
+from lit_videor2.rollout.group_cache import GroupDecodeCache, group_cache_bytes, group_decode_attention
 from tests.test_rollout_archs import SIZE, _batch
 
 ARCHS = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
@@ -118,6 +121,34 @@ def test_preallocated_cache_places_the_prompt_once_per_row(tiny_models):
         with torch.no_grad():
             again = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
         preallocated_cache(model, again.cache, 3, 3)
+
+
+def test_group_cache_holds_the_prompt_once(tiny_models):
+    model, _ = _model(tiny_models, "qwen2_5_vl")
+    ids = torch.arange(10, 16).view(2, 3)  # two text prompts of 3 tokens, the first left-padded by one
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True)
+    keys = [layer.keys for layer in out.cache.layers]
+    cache = GroupDecodeCache(out.cache, mask, group_size=4, completion_slots=5)
+    for layer, k in zip(cache.layers, keys):
+        assert layer.prompt_keys is k, "the prompt's keys are taken over, not copied per row"
+        assert layer.keys.shape == (8, k.shape[1], 5, k.shape[3]) and not layer.keys.any()
+    minimum = torch.finfo(torch.float32).min
+    assert cache.prompt_mask.shape == (2, 1, 1, 3) and cache.prompt_mask[0, 0, 0].tolist() == [minimum, 0, 0]
+    assert (cache.completion_mask == minimum).all() and cache.completion_mask.shape == (8, 1, 1, 5)
+    cache.open_slot()
+    cache.advance()
+    assert cache.completion_mask[..., 0].eq(0).all() and (cache.completion_mask[..., 1:] == minimum).all()
+    assert int(cache.slot) == 1 and cache.get_seq_length() == 4
+    assert cache.nbytes() == group_cache_bytes(model.config, 2, 3, 8, 5, torch.float32)
+    padded = GroupDecodeCache(model(input_ids=ids, attention_mask=mask, use_cache=True).cache, mask, 4, 5,
+                              prompt_multiple=8)  # fmt: skip
+    assert padded.layers[0].prompt_keys.shape[2] == 8 and (padded.prompt_mask[..., 3:] == minimum).all()
+    with pytest.raises(RuntimeError, match="runs decode steps on a GroupDecodeCache only"):
+        group_decode_attention(
+            model.model.language_model.layers[0].self_attn, torch.zeros(8, 4, 1, 16), None, None, None
+        )
 
 
 def test_static_cache_size():

@@ -155,7 +155,8 @@ def _attention_with_lse(
 
     CPU: the fused flash kernel (``aten::_scaled_dot_product_flash_attention_for_cpu``, the kernel sdpa runs);
     elsewhere: the same computed in float32 with matmuls."""
-    if query.device.type == "cpu" and query.dtype in (torch.float32, torch.bfloat16, torch.float16):
+    same = query.dtype == key.dtype == value.dtype
+    if query.device.type == "cpu" and same and query.dtype in (torch.float32, torch.bfloat16, torch.float16):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             query, key, value, 0.0, False, attn_mask=mask.to(query.dtype), scale=scale
         )

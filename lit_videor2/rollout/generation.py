@@ -94,14 +94,9 @@ def _generate_shared(
         mask = torch.cat(
             [mask.bool(), mask.new_ones((mask.shape[0], slots - prompt.length), dtype=torch.bool)], 1
         )  # [N, S]
-    elif decode_cache == "dynamic":
-        if compile_decode:
-            raise ValueError("compile_decode needs a preallocated cache (decode_cache='shared' or 'static'): a growing "
-                             "cache changes shape every step.")  # fmt: skip
+    else:  # "dynamic" (checked by generate_group)
         cache = out.cache
         cache.batch_repeat_interleave(group_size)  # B -> N rows, in place
-    else:
-        raise ValueError(f"decode_cache must be 'shared', 'static' or 'dynamic', not {decode_cache!r}.")
     del out
     tokens = decode_loop(
         model,
@@ -233,6 +228,13 @@ def generate_group(
         raise ValueError(f"group_size ({group_size}) and max_new_tokens ({max_new_tokens}) must be >= 1.")
     if not eos_token_ids:
         raise ValueError("eos_token_ids is empty: give <|im_end|> and the tokenizer eos (stop_token_ids).")
+    if decode_cache not in ("shared", "static", "dynamic"):
+        raise ValueError(f"decode_cache must be 'shared', 'static' or 'dynamic', not {decode_cache!r}.")
+    if compile_decode and decode_cache == "dynamic":
+        raise ValueError(
+            "compile_decode needs a preallocated cache (decode_cache='shared' or 'static'): a growing cache changes "
+            "shape every step."
+        )
     suppress = vision_special_token_ids(model.config) if suppress_token_ids is None else list(suppress_token_ids)
     if pad_token_id is None:
         pad_token_id = getattr(model.generation_config, "pad_token_id", None)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import lit_videor2.rollout.decoding as decoding
+import lit_videor2.rollout.group_cache as group_cache
 from lit_videor2.models.hub import load_processor
 from lit_videor2.rollout import generate_group, sequence_logprobs, stop_token_ids
 from lit_videor2.rollout.decoding import preallocated_cache, static_cache_bytes, static_cache_length
@@ -149,6 +150,27 @@ def test_group_cache_holds_the_prompt_once(tiny_models):
         group_decode_attention(
             model.model.language_model.layers[0].self_attn, torch.zeros(8, 4, 1, 16), None, None, None
         )
+
+
+def test_group_attention_off_cpu_path_equals_the_fused_kernel(tiny_models, monkeypatch):
+    """The float32 matmul path (what runs off CPU) gives the fused kernel's output and log-sum-exp, and the same
+    greedy tokens end to end."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, s, 16, generator=g) for s in (6, 40, 40))
+    mask = torch.zeros(2, 1, 1, 40).masked_fill(torch.arange(40) >= 33, torch.finfo(torch.float32).min)
+    fused = group_cache._attention_with_lse(q, k, v, mask, 0.25)
+    monkeypatch.setattr(group_cache, "FUSED_CPU_ATTENTION", False)
+    matmul = group_cache._attention_with_lse(q, k, v, mask, 0.25)
+    for a, b in zip(fused, matmul):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+    model, processor = _model(tiny_models, "qwen2_5_vl")
+    batch = _batch(processor, 56)
+    eos = stop_token_ids(processor.tokenizer)
+    kw = dict(group_size=2, max_new_tokens=NEW, min_new_tokens=NEW, eos_token_ids=eos, do_sample=False)
+    off_cpu = generate_group(model, batch, **kw).completion_ids
+    monkeypatch.setattr(group_cache, "FUSED_CPU_ATTENTION", True)
+    assert torch.equal(off_cpu, generate_group(model, batch, **kw, decode_cache="dynamic").completion_ids)
 
 
 def test_static_cache_size():

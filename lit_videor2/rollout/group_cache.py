@@ -147,6 +147,10 @@ class GroupDecodeCache(Cache):
         return sum(t.numel() * t.element_size() for layer in self.layers for t in layer.tensors())
 
 
+#: Use the fused CPU flash kernel where it applies (False: always the float32 matmul path, as on other devices).
+FUSED_CPU_ATTENTION = True
+
+
 def _attention_with_lse(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +160,8 @@ def _attention_with_lse(
     CPU: the fused flash kernel (``aten::_scaled_dot_product_flash_attention_for_cpu``, the kernel sdpa runs);
     elsewhere: the same computed in float32 with matmuls."""
     same = query.dtype == key.dtype == value.dtype
-    if query.device.type == "cpu" and same and query.dtype in (torch.float32, torch.bfloat16, torch.float16):
+    fused = FUSED_CPU_ATTENTION and query.device.type == "cpu"
+    if fused and same and query.dtype in (torch.float32, torch.bfloat16, torch.float16):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             query, key, value, 0.0, False, attn_mask=mask.to(query.dtype), scale=scale
         )

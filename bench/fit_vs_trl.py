@@ -29,7 +29,12 @@ TRL: ``on_step_end``), which includes loading the next batch. One unmeasured 1-s
 alternate A B A B: lit_videor2 (short, long), then TRL (short, long). lit_videor2's logged ``train/gen_s`` /
 ``train/update_s`` medians and TRL's own ``on_step_begin`` -> ``on_step_end`` median are printed too.
 
-Usage: ``python bench/fit_vs_trl.py [--work DIR] [--rounds 2] [--short 2] [--long 6] [--hidden 256 --layers 4]``.
+``--old-decode`` adds a third arm, ``lit_videor2 fit`` with the rollout decoding on the concatenating KV cache
+(``decode_cache="dynamic"``, the path before the preallocated group cache); without TRL installed, the script runs
+the two ``lit_videor2`` arms only.
+
+Usage: ``python bench/fit_vs_trl.py [--work DIR] [--rounds 2] [--short 2] [--long 6] [--hidden 256 --layers 4]
+[--old-decode]``.
 """
 
 from __future__ import annotations
@@ -125,8 +130,9 @@ def _datamodule(data_dir: Path, model_dir: Path):
     return dm
 
 
-def prepare(work: Path, args) -> None:
-    """Tiny model, synthetic clips, TRL's image dataset and the fit config under ``work`` (skipped when present)."""
+def prepare(work: Path, args, trl: bool = True) -> None:
+    """Tiny model, synthetic clips, TRL's image dataset (``trl``) and the fit config under ``work`` (skipped when
+    present)."""
     from lit_videor2.demo.synthetic import generate_dataset
     from lit_videor2.demo.tiny import build_tiny_model
 
@@ -135,7 +141,7 @@ def prepare(work: Path, args) -> None:
         build_tiny_model("qwen2_5_vl", model_dir, seed=0, hidden_size=args.hidden, layers=args.layers)
     if not (data_dir / "train.json").is_file():  # 16 s at 10 fps -> 32 frames at 2 fps
         generate_dataset(data_dir, num_train=args.clips, num_val=1, duration_range=(16.0, 16.0), fps=10, size=(64, 64))
-    if not (work / "trl_data" / "dataset_info.json").is_file():
+    if trl and not (work / "trl_data" / "dataset_info.json").is_file():
         _prepare_trl_dataset(work, model_dir, data_dir)
 
 
@@ -173,23 +179,27 @@ def _prepare_trl_dataset(work: Path, model_dir: Path, data_dir: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _fixed_length(generate):
-    """``generate_group`` with EOS forbidden before ``max_new_tokens`` (every completion exactly that long)."""
+def _fixed_length(generate, decode_cache: str | None = None):
+    """``generate_group`` with EOS forbidden before ``max_new_tokens`` (every completion exactly that long), and
+    ``decode_cache`` when given."""
 
     @functools.wraps(generate)
     def wrapped(*a, **kw):
         kw["min_new_tokens"] = kw["max_new_tokens"]
+        if decode_cache is not None:
+            kw["decode_cache"] = decode_cache
         return generate(*a, **kw)
 
     return wrapped
 
 
-def fit_worker(work: Path, steps: int, args) -> None:
-    """``lit_videor2 fit`` for ``steps`` GRPO steps on the prepared folder."""
+def fit_worker(work: Path, steps: int, args, kind: str = "fit") -> None:
+    """``lit_videor2 fit`` for ``steps`` GRPO steps on the prepared folder (``fit-dynamic``: the rollout decodes on
+    the concatenating cache, the path before issue 30)."""
     import lit_videor2.modules.grpo as grpo
     from lit_videor2.cli import main
 
-    grpo.generate_group = _fixed_length(grpo.generate_group)
+    grpo.generate_group = _fixed_length(grpo.generate_group, "dynamic" if kind == "fit-dynamic" else None)
     ends: list[float] = []  # end of every training step: consecutive gaps = whole steps, data loading included
     grpo.GRPOModule.on_train_batch_end = lambda self, *a, **k: ends.append(time.perf_counter())
     root = work / f"fit-{steps}-{time.time_ns()}"
@@ -217,7 +227,7 @@ def fit_worker(work: Path, steps: int, args) -> None:
     keys = ("train/gen_s", "train/update_s", "train/completion_len_mean")
     logged = {k: [float(r[k]) for r in rows] for k in keys}
     logged["interval_s"] = [b - a for a, b in zip(ends, ends[1:])]
-    (work / f"fit-{steps}.json").write_text(json.dumps(logged))
+    (work / f"{kind}-{steps}.json").write_text(json.dumps(logged))
 
 
 def _trl_rewards(work: Path):
@@ -324,7 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=8, help="synthetic training clips (one prompt per step)")
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--new-tokens", type=int, default=64)
-    p.add_argument("--worker", choices=("fit", "trl"), default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--old-decode",
+        action="store_true",
+        help="add an arm: lit_videor2 fit with the rollout on the concatenating decode cache (decode_cache=dynamic)",
+    )
+    p.add_argument("--worker", choices=("fit", "fit-dynamic", "trl"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-steps", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -334,52 +349,63 @@ def _median(xs: list[float]) -> float:
 
 
 def run(work: Path, args) -> None:
-    import torch
-    import trl
+    import importlib.util
 
-    prepare(work, args)
+    import torch
+
+    has_trl = importlib.util.find_spec("trl") is not None
+    kinds = ["fit"] + (["fit-dynamic"] if args.old_decode else []) + (["trl"] if has_trl else [])
+    if len(kinds) == 1:
+        raise SystemExit("TRL is not installed: pass --old-decode for a lit_videor2 arm to compare with.")
+    prepare(work, args, trl=has_trl)
+    trl_version = __import__("trl").__version__ if has_trl else "not installed (no TRL arm)"
     print(
-        f"torch {torch.__version__}, trl {trl.__version__}; tiny qwen2_5_vl LLM hidden {args.hidden}, {args.layers} "
+        f"torch {torch.__version__}, trl {trl_version}; tiny qwen2_5_vl LLM hidden {args.hidden}, {args.layers} "
         f"layers; G {args.group_size}, {args.new_tokens} new tokens, beta {BETA}, checkpointing on, 1 thread",
         flush=True,
     )
-    for kind in ("fit", "trl"):  # unmeasured: file caches, lazy imports
+    for kind in kinds:  # unmeasured: file caches, lazy imports
         timed_run(kind, work, 1, args)
-    per_step: dict[str, list[float]] = {"fit": [], "trl": []}  # (long - short) / (long steps - short steps)
-    interval: dict[str, list[float]] = {"fit": [], "trl": []}  # median end-to-end gap of the long run's steps
+    per_step: dict[str, list[float]] = {k: [] for k in kinds}  # (long - short) / (long steps - short steps)
+    interval: dict[str, list[float]] = {k: [] for k in kinds}  # median end-to-end gap of the long run's steps
     for r in range(args.rounds):
-        for kind in ("fit", "trl"):  # A B A B
+        for kind in kinds:  # A B A B
             short, _ = timed_run(kind, work, args.short, args)
             long, info = timed_run(kind, work, args.long, args)
             per_step[kind].append((long - short) / (args.long - args.short))
             interval[kind].append(_median(info["interval_s"]))
-            if kind == "fit":
+            if kind != "trl":
                 gen, upd = _median(info["train/gen_s"][1:]), _median(info["train/update_s"][1:])
                 lens = sorted(set(info["train/completion_len_mean"]))
                 extra = f"logged medians: gen_s {gen:.3f}, update_s {upd:.3f}; completion lengths {lens}"
             else:
                 extra = f"TRL on_step_begin->end median {_median(info['step_s'][1:]):.3f} s"
             print(
-                f"round {r} {kind:>3}: {args.short} steps {short:.1f} s, {args.long} steps {long:.1f} s -> "
+                f"round {r} {kind:>11}: {args.short} steps {short:.1f} s, {args.long} steps {long:.1f} s -> "
                 f"{per_step[kind][-1]:.3f} s/step; in-run step-to-step median {interval[kind][-1]:.3f} s ({extra})",
                 flush=True,
             )
-        print(
-            f"round {r}: TRL / lit_videor2 = {per_step['trl'][-1] / per_step['fit'][-1]:.2f}x (run lengths), "
-            f"{interval['trl'][-1] / interval['fit'][-1]:.2f}x (in-run step-to-step)",
-            flush=True,
-        )
-    print(f"\nmedian over {args.rounds} rounds, s/step   lit_videor2 fit   TRL GRPOTrainer   TRL / lit_videor2")
+        for other in kinds[1:]:
+            print(
+                f"round {r}: {other} / lit_videor2 fit = {per_step[other][-1] / per_step['fit'][-1]:.2f}x (run "
+                f"lengths), {interval[other][-1] / interval['fit'][-1]:.2f}x (in-run step-to-step)",
+                flush=True,
+            )
+    print(f"\nmedian over {args.rounds} rounds, s/step   " + "   ".join(f"{k:>11}" for k in kinds) + "   (x: / fit)")
     for name, d in (("run-length difference", per_step), ("in-run step-to-step", interval)):
-        fit, trl_s = _median(d["fit"]), _median(d["trl"])
-        print(f"{name:<33} {fit:>15.3f} {trl_s:>17.3f} {trl_s / fit:>18.2f}x")
-    print("target: lit_videor2 fit >= 4x faster")
+        fit = _median(d["fit"])
+        cells = [f"{_median(d[k]):>7.3f} {_median(d[k]) / fit:>4.2f}x" for k in kinds]
+        print(f"{name:<33} " + "   ".join(cells))
+    print("target: lit_videor2 fit >= 4x faster than TRL GRPOTrainer" + ("" if has_trl else " (TRL not installed)"))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.worker is not None:
-        {"fit": fit_worker, "trl": trl_worker}[args.worker](args.work, args.worker_steps, args)
+        if args.worker == "trl":
+            trl_worker(args.work, args.worker_steps, args)
+        else:
+            fit_worker(args.work, args.worker_steps, args, args.worker)
         return
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)

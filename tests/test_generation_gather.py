@@ -9,8 +9,8 @@ batch (:func:`generate_completions`), at two completion lengths and with ``gathe
   (so the counter sees FSDP2's gathers);
 * the ranks decode in lockstep with uneven ends (rank 0's rows stop at their first token, rank 1's run to the
   limit) and issue the same number of all-gathers;
-* greedy tokens are identical either way and equal those of the unsharded model; the log-probs of a rollout are
-  identical either way;
+* greedy tokens are identical either way and equal those of the unsharded model and of the concatenating decode
+  cache (``decode_cache="dynamic"``); the log-probs of a rollout are identical either way;
 * afterwards the model is sharded again and a training forward all-gathers exactly as before; after a GRPO-style
   update the full parameters agree across ranks and between the two settings.
 
@@ -138,6 +138,12 @@ def _worker(rank: int, model_dir: str, init_file: str, out_dir: str) -> None:
             facts[f"plain_tokens_equal/{gather}"] = torch.equal(ref.completion_ids, got.completion_ids[:, :t]) and (
                 int(got.completion_mask[:, t:].sum()) == 0
             )
+            # The sharded rollout on the earlier, concatenating cache (issue 30) draws the same tokens in lockstep.
+            dynamic = generate_group(model, prompt, group_size=G, max_new_tokens=LONG,
+                                     min_new_tokens=LONG if rank == 1 else 0, do_sample=False, synced=True,
+                                     gather_for_generation=gather, decode_cache="dynamic",
+                                     **{**tokens, "eos_token_ids": stop})  # fmt: skip
+            facts[f"dynamic_tokens_equal/{gather}"] = torch.equal(dynamic.completion_ids, got.completion_ids)
         # GRPO-style update on the LONG rollout of each setting; log-probs and updated parameters compared.
         logps = {}
         for gather, model in models.items():
@@ -194,6 +200,7 @@ def test_fsdp2_generation_gathers_once_per_call(tmp_path, tiny_model_dir):
     for r in ranks:
         assert r["tokens_equal"] and r["logprobs_equal"], r
         assert r["plain_tokens_equal/True"] and r["plain_tokens_equal/False"]  # = the unsharded model's tokens
+        assert r["dynamic_tokens_equal/True"] and r["dynamic_tokens_equal/False"]  # = the concatenating cache's
         assert r[f"eval/True/{LONG}"][2] == r[f"eval/False/{LONG}"][2]
         # Training forwards keep resharding: after generation they gather as after today's per-token generation,
         # every decoder layer in the forward and again in the backward.

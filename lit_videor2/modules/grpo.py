@@ -66,6 +66,14 @@ class RolloutConfig:
     """Reuse the rollout's visual features in the log-prob passes (needs a frozen vision tower)."""
     share_prompt: bool = True
     """Run the prompt part of the log-prob passes once per prompt, its KV cache expanded to G rows."""
+    decode_cache: Literal["shared", "static", "dynamic"] = "shared"
+    """KV cache of the group decode. ``shared``: the prompt's keys and values once per prompt, ``max_new_tokens - 1``
+    completion slots per row allocated once, each step attending over the prompt once per group; ``static``:
+    transformers' ``StaticCache``, the prompt copied into each of the G rows; ``dynamic``: cache and mask grow by
+    concatenation every token (the earlier path). All give the same tokens."""
+    compile_decode: bool = False
+    """Compile the decode step with ``torch.compile`` (``reduce-overhead``, i.e. CUDA graphs, on CUDA; needs
+    ``shared`` or ``static``). Each new cache shape (prompt length rounded up to 256) compiles once."""
 
 
 class StepStats(NamedTuple):
@@ -238,6 +246,8 @@ class GRPOModule(PolicyModule):
                 top_k=cfg.top_k,
                 top_p=cfg.top_p,
                 share_prefix=cfg.share_prefix,
+                decode_cache=cfg.decode_cache,
+                compile_decode=cfg.compile_decode,
                 synced=self.trainer.world_size > 1,
                 gather_for_generation=self.policy.gather_for_generation,
             )

@@ -7,10 +7,16 @@ Generation (:func:`generate_group`, ``share_prefix=True``):
 1. The video of each prompt is encoded **once** (``model.model.get_video_features``), not G times.
 2. The 3-D mRoPE positions of each prompt are computed **once** (``get_rope_index`` with ``second_per_grid_ts``
    and the attention mask); completion positions continue them by one per token on all three axes.
-3. The prompt is prefilled **once per prompt** (B rows, not N), then the KV cache is expanded in place to N rows
-   (``Cache.batch_repeat_interleave(G)``), and the last-prompt-token logits are repeated G times.
-4. A small decode loop samples G completions on the shared cache with explicit position ids, using transformers'
-   own logits processors (temperature, top-k, top-p, suppression of every vision special token, min new tokens).
+3. The prompt is prefilled **once per prompt** (B rows, not N), and the last-prompt-token logits are repeated G
+   times. The decode cache is allocated once (``decode_cache``, :mod:`lit_videor2.rollout.group_cache`): by
+   default the prompt's keys and values stay **once per prompt** and each of the N rows gets ``max_new_tokens - 1``
+   preallocated completion slots; a decode step attends over the prompt once per group (the G rows' queries against
+   one copy) and over its own slots, merged exactly by log-sum-exp. Nothing is concatenated per token, neither the
+   cache nor the mask, and every step has the same shapes (``compile_decode`` compiles the step; CUDA graphs on
+   CUDA). ``decode_cache="static"`` copies the prompt into each row of a transformers ``StaticCache``;
+   ``"dynamic"`` is the earlier cache that grows by concatenation every token. All three give the same tokens.
+4. A small decode loop samples G completions with explicit position ids, using transformers' own logits
+   processors (temperature, top-k, top-p, suppression of every vision special token, min new tokens).
 
 The :class:`Rollout` keeps the per-prompt inputs, the (no-grad) visual features and the positions, so that the
 log-prob passes (:func:`sequence_logprobs`) use exactly the same frame times and position ids as generation:

@@ -23,7 +23,16 @@ from lit_videor2.models.vision import (
     vision_special_token_ids,
 )
 from lit_videor2.rollout.containers import PromptBatch, Rollout
-from lit_videor2.rollout.decoding import build_logits_processors, completion_mask_from_eos, decode_loop
+from lit_videor2.rollout.decoding import (
+    COMPILE_LENGTH_MULTIPLE,
+    DecodeCache,
+    build_logits_processors,
+    completion_mask_from_eos,
+    decode_loop,
+    preallocated_cache,
+    static_cache_length,
+)
+from lit_videor2.rollout.group_cache import GroupDecodeCache
 
 
 def _prompt_positions(model: nn.Module, prompt: PromptBatch) -> torch.Tensor:
@@ -56,8 +65,10 @@ def _generate_shared(
     pad_token_id: int,
     generator: torch.Generator | None,
     synced: bool = False,
+    decode_cache: DecodeCache = "shared",
+    compile_decode: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
-    """Encode each video once, prefill each prompt once, expand the cache to G rows, decode.
+    """Encode each video once, prefill each prompt once, place its KV in G rows of the decode cache, decode.
 
     Returns: tokens ``[N, T]``, video features (B tensors), positions ``(3, B, Lp)``.
     """
@@ -71,13 +82,28 @@ def _generate_shared(
         use_cache=True,
         logits_to_keep=1,
     )
-    cache = out.cache
-    cache.batch_repeat_interleave(group_size)  # B -> N rows, in place
+    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # [N, V]
+    mask = prompt.attention_mask.repeat_interleave(group_size, dim=0)  # [N, Lp]
+    if decode_cache == "shared":
+        multiple = COMPILE_LENGTH_MULTIPLE if compile_decode else 1
+        cache = GroupDecodeCache(
+            out.cache, prompt.attention_mask, group_size, max_new_tokens - 1, prompt_multiple=multiple
+        )
+    elif decode_cache == "static":
+        slots = static_cache_length(prompt.length, max_new_tokens, compiled=compile_decode)
+        cache = preallocated_cache(model, out.cache, group_size, slots)  # N rows x S slots, the prompt in place
+        mask = torch.cat(
+            [mask.bool(), mask.new_ones((mask.shape[0], slots - prompt.length), dtype=torch.bool)], 1
+        )  # [N, S]
+    else:  # "dynamic" (checked by generate_group)
+        cache = out.cache
+        cache.batch_repeat_interleave(group_size)  # B -> N rows, in place
+    del out
     tokens = decode_loop(
         model,
-        out.logits[:, -1].repeat_interleave(group_size, dim=0),  # [N, V]
+        logits,
         cache,
-        prompt.attention_mask.repeat_interleave(group_size, dim=0),  # [N, Lp]
+        mask,
         positions[..., -1:].repeat_interleave(group_size, dim=1),  # (3, N, 1)
         max_new_tokens=max_new_tokens,
         processors=processors,
@@ -86,6 +112,7 @@ def _generate_shared(
         pad_token_id=pad_token_id,
         generator=generator,
         synced=synced,
+        compile_step=compile_decode,
     )
     return tokens, features, positions
 
@@ -157,6 +184,8 @@ def generate_group(
     generator: torch.Generator | None = None,
     synced: bool = False,
     gather_for_generation: bool = True,
+    decode_cache: DecodeCache = "shared",
+    compile_decode: bool = False,
 ) -> Rollout:
     """Sample ``group_size`` completions for every prompt of ``batch``.
 
@@ -181,6 +210,14 @@ def generate_group(
         gather_for_generation: under FSDP2, all-gather the full weights once for the whole call and reshard after
             (:func:`~lit_videor2.distributed.sharding.gathered_for_generation`); False: every decode step's forward
             all-gathers each decoder layer again. No effect on an unsharded model.
+        decode_cache: ``"shared"``: the prompt's keys and values are kept once per prompt and the completion slots
+            (``max_new_tokens - 1`` per row) allocated once; a decode step attends over the prompt once per group
+            (:mod:`~lit_videor2.rollout.group_cache`). ``"static"``: transformers' ``StaticCache``, prompt +
+            ``max_new_tokens - 1`` slots for each of the N rows, the prompt's keys and values copied into every row
+            (:func:`~lit_videor2.rollout.decoding.preallocated_cache`). ``"dynamic"``: the cache and the mask grow
+            by concatenation every token (the path before; same tokens, slower). ``share_prefix=True`` only.
+        compile_decode: compile the decode step with ``torch.compile`` (``reduce-overhead`` on CUDA: CUDA graphs);
+            needs ``"shared"`` or ``"static"``. The first call per model and cache shape pays the compilation.
 
     Returns:
         A :class:`Rollout` with N = B·G completions, rows of one prompt adjacent.
@@ -192,6 +229,13 @@ def generate_group(
         raise ValueError(f"group_size ({group_size}) and max_new_tokens ({max_new_tokens}) must be >= 1.")
     if not eos_token_ids:
         raise ValueError("eos_token_ids is empty: give <|im_end|> and the tokenizer eos (stop_token_ids).")
+    if decode_cache not in ("shared", "static", "dynamic"):
+        raise ValueError(f"decode_cache must be 'shared', 'static' or 'dynamic', not {decode_cache!r}.")
+    if compile_decode and decode_cache == "dynamic":
+        raise ValueError(
+            "compile_decode needs a preallocated cache (decode_cache='shared' or 'static'): a growing cache changes "
+            "shape every step."
+        )
     suppress = vision_special_token_ids(model.config) if suppress_token_ids is None else list(suppress_token_ids)
     if pad_token_id is None:
         pad_token_id = getattr(model.generation_config, "pad_token_id", None)
@@ -217,6 +261,8 @@ def generate_group(
                 pad_token_id=pad_token_id,
                 generator=generator,
                 synced=synced,
+                decode_cache=decode_cache,
+                compile_decode=compile_decode,
             )
         else:
             config = _generation_config(

@@ -14,7 +14,8 @@ collective (the ranks' all-gathers then go out of step). :class:`PreemptionCheck
   (``scontrol requeue``, as Lightning does); the requeued job resumes with ``--ckpt_path last``.
 
 SLURM signals every process of the job, DataLoader workers included: the data module's workers ignore SIGTERM and
-the requeue signal (:func:`ignore_preemption_signals`), so they keep serving batches until the step ends.
+the requeue signal (:func:`lit_videor2.data.datamodule.ignore_preemption_signals`), so they keep serving batches
+until the step ends.
 """
 
 from __future__ import annotations
@@ -34,22 +35,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
 log = logging.getLogger(__name__)
-
-#: Signals a DataLoader worker ignores (its main process decides what a preemption means).
-WORKER_IGNORED_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
-
-
-def ignore_preemption_signals(worker_id: int | None = None) -> None:
-    """``worker_init_fn`` of the data module's loaders: ignore SIGTERM/SIGUSR1/SIGUSR2 in a DataLoader worker.
-
-    A cluster that signals the whole process group would otherwise kill the workers at once (torch's worker
-    handler dies on a SIGTERM that does not come from its parent), and the main process would fail the step with
-    "DataLoader worker exited unexpectedly" before it can save. Workers still exit with their main process.
-    """
-    for name in WORKER_IGNORED_SIGNALS:
-        signum = getattr(signal, name, None)
-        if signum is not None:
-            signal.signal(signum, signal.SIG_IGN)
 
 
 def slurm_job_id() -> str | None:

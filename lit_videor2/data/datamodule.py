@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +13,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lit_videor2.checkpoints.preemption import ignore_preemption_signals
 from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import ConcatVideoDataset, MixedSamplingDataset, VideoDataset
@@ -26,6 +26,24 @@ from lit_videor2.models.hub import load_processor
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "val", "test", "predict"]
+
+
+#: Signals a DataLoader worker ignores: its main process decides what a preemption means.
+WORKER_IGNORED_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+
+
+def ignore_preemption_signals(worker_id: int | None = None) -> None:
+    """``worker_init_fn`` of the data module's loaders: ignore SIGTERM/SIGUSR1/SIGUSR2 in a DataLoader worker.
+
+    A cluster that signals the whole process group (SLURM) would otherwise kill the workers at once (torch's worker
+    handler dies on a SIGTERM that does not come from its parent), and the main process would fail the step with
+    "DataLoader worker exited unexpectedly" before it can save (:mod:`lit_videor2.checkpoints.preemption`). Workers
+    still exit with their main process.
+    """
+    for name in WORKER_IGNORED_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 class VideoDataModule(L.LightningDataModule):

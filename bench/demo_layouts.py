@@ -34,8 +34,9 @@ DEFAULT_LAYOUTS = ("2fps:2:8", "4fps:4:16")
 
 
 def load(path: str) -> torch.nn.Module:
+    from lit_videor2.distributed.loading import load_policy
     from lit_videor2.export import load_checkpoint_policy, read_checkpoint
-    from lit_videor2.models.policy import PolicySpec, load_policy
+    from lit_videor2.models.policy import PolicySpec
 
     if path.endswith(".ckpt"):
         model, _ = load_checkpoint_policy(read_checkpoint(path))

@@ -1,13 +1,13 @@
 """Rollout time and all-gather bytes of a 2-rank FSDP2 GRPO step: weights gathered once per rollout vs per token.
 
 Two CPU processes (gloo) shard a tiny, language-dominant Qwen2.5-VL (LLM hidden 256, 4 layers by default) with the
-project's :func:`~lit_videor2.models.policy.shard_policy` (a unit per decoder layer, the vision tower, the root),
+project's :func:`~lit_videor2.distributed.sharding.shard_policy` (a unit per decoder layer, the vision tower, the root),
 activation checkpointing on, a frozen reference copy sharded alike. One step = rollout (G completions of exactly
 ``--new-tokens`` tokens per prompt, one video prompt per rank, lockstep decoding) + reference log-probs + policy
 log-probs, backward and AdamW, as :class:`~lit_videor2.modules.grpo.GRPOModule` runs it.
 
 (once)      ``gather_for_generation=True``: every FSDP2 unit is all-gathered once before the rollout and
-            resharded after it (:func:`~lit_videor2.models.policy.gathered_for_generation`).
+            resharded after it (:func:`~lit_videor2.distributed.sharding.gathered_for_generation`).
 (per token) ``gather_for_generation=False``: every decode step's forward all-gathers each decoder layer and the
             root again (``reshard_after_forward=True``), the behaviour before issue 19.
 
@@ -94,8 +94,10 @@ def _init_root(model, tokenizer) -> None:
 def worker(rank: int, args: argparse.Namespace, model_dir: str, init_file: str, out: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
+    from lit_videor2.distributed.loading import load_policy
+    from lit_videor2.distributed.sharding import shard_policy
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, load_policy, shard_policy
+    from lit_videor2.models.policy import PolicySpec
     from lit_videor2.rollout import stop_token_ids
 
     torch.set_num_threads(args.threads)

@@ -63,7 +63,7 @@ def make_prompt(processor, frames: torch.Tensor, fps: float) -> PromptBatch:
 def load_policy_and_reference(model_dir: Path, checkpointing: bool = False):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from lit_videor2.models.checkpointing import enable_activation_checkpointing
+    from lit_videor2.distributed.activation_checkpointing import enable_activation_checkpointing
 
     policy = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir).train()
     policy.model.visual.requires_grad_(False)

@@ -111,7 +111,7 @@ def worker(args) -> None:
     """Run one variant and print its figures as one JSON line."""
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
-    from lit_videor2.models.checkpointing import enable_activation_checkpointing
+    from lit_videor2.distributed.activation_checkpointing import enable_activation_checkpointing
     from lit_videor2.models.hub import load_processor
     from lit_videor2.rollout import sequence_logprobs
 

@@ -174,8 +174,9 @@ def ask(
     from lit_videor2.data.frames import FrameLoader
     from lit_videor2.data.records import VideoRecord
     from lit_videor2.data.sampling import FrameSampling
+    from lit_videor2.distributed.loading import load_policy
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, load_policy
+    from lit_videor2.models.policy import PolicySpec
     from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
     video = Path(video)

@@ -5,7 +5,7 @@
     lit_videor2 export --ckpt runs/sft/checkpoints/last.ckpt --out exports/sft --merge-lora
 
 The policy is rebuilt from the checkpoint's hyper-parameters (its :class:`~lit_videor2.models.policy.PolicySpec`)
-through :func:`~lit_videor2.models.policy.load_policy` (the project's only ``from_pretrained`` call site), the
+through :func:`~lit_videor2.distributed.loading.load_policy` (the project's only ``from_pretrained`` call site), the
 module's weights (keys prefixed ``model.``) are loaded into it, and then:
 
 * without LoRA, or with ``--merge-lora``: the adapters are folded into the base weights (peft
@@ -34,7 +34,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lit_videor2.models.policy import LoraSpec, PolicySpec, load_policy
+from lit_videor2.checkpoints.resharding import check_checkpoint_files, read_full_checkpoint
+from lit_videor2.distributed.loading import load_policy
+from lit_videor2.models.policy import LoraSpec, PolicySpec
 
 log = logging.getLogger(__name__)
 
@@ -78,32 +80,13 @@ def policy_spec_from_hparams(hparams: Mapping[str, Any]) -> PolicySpec:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint as a dict: a ``.ckpt`` file, or a sharded-checkpoint folder (consolidated)."""
+    """A Lightning checkpoint as a dict: a ``.ckpt`` file, or a sharded-checkpoint folder (consolidated in memory by
+    :func:`~lit_videor2.checkpoints.resharding.read_full_checkpoint`, the reader resume uses)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if path.is_dir():
-        return _read_sharded_checkpoint(path)
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-
-
-def _read_sharded_checkpoint(folder: Path) -> dict[str, Any]:
-    """A ModelParallelStrategy/FSDP checkpoint folder (torch.distributed.checkpoint shards + Lightning's metadata
-    file) as one full state dict in memory (Lightning's ``_load_distributed_checkpoint``, but the metadata is read
-    with ``weights_only=False``: it holds the hyper-parameters)."""
-    from lightning.fabric.utilities.load import _METADATA_FILENAME
-    from torch.distributed.checkpoint import FileSystemReader
-    from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
-    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
-
-    checkpoint: dict[str, Any] = {}
-    _load_state_dict(
-        checkpoint, storage_reader=FileSystemReader(folder), planner=_EmptyStateDictLoadPlanner(), no_dist=True
-    )
-    extra = folder / _METADATA_FILENAME
-    if extra.is_file():
-        checkpoint.update(torch.load(extra, map_location="cpu", weights_only=False))
-    return checkpoint
+    check_checkpoint_files(path)
+    return read_full_checkpoint(path, weights_only=False)
 
 
 def module_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:

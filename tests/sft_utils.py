@@ -10,9 +10,9 @@ import lightning as L
 import torch
 
 from lit_videor2.data.datamodule import VideoDataModule
-from lit_videor2.losses.sft import model_inputs
 from lit_videor2.models.policy import LoraSpec, PolicySpec
 from lit_videor2.modules.sft import SFTModule
+from lit_videor2.rollout.forward import model_inputs
 from tests.fixtures import SMALL
 
 

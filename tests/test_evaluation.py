@@ -145,8 +145,9 @@ def test_two_ranks_gather_predictions(tmp_path, synth_dir, tiny_model_dir):  # n
 def test_batched_greedy_equals_one_by_one(synth_dir, tiny_model_dir):  # noqa: F811
     """Left-padded batched generation continues each prompt exactly as it would alone (what batching relies on)."""
     from lit_videor2.data.datamodule import VideoDataModule
+    from lit_videor2.distributed.loading import load_policy
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, load_policy
+    from lit_videor2.models.policy import PolicySpec
     from lit_videor2.rollout.engine import GenerationSettings, generate_completions
     from tests.fixtures import SMALL
 
@@ -197,7 +198,7 @@ def _row(completion: str, **kw) -> dict:
 
 
 def test_judge_recomputes_without_generating(tmp_path, monkeypatch):
-    import lit_videor2.models.policy as policy
+    import lit_videor2.distributed.loading as policy
     import lit_videor2.rollout.engine as generation
 
     def boom(*a, **k):

@@ -69,8 +69,10 @@ def _worker(rank: int, model_dir: str, init_file: str, out_dir: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor
 
+    from lit_videor2.distributed.loading import load_policy
+    from lit_videor2.distributed.sharding import fsdp_units, shard_policy
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, decoder_layers, fsdp_units, load_policy, shard_policy
+    from lit_videor2.models.policy import PolicySpec, decoder_layers
     from lit_videor2.rollout import GenerationSettings, generate_completions, generate_group, sequence_logprobs
     from lit_videor2.rollout.decoding import special_token_kwargs
 
@@ -203,7 +205,9 @@ def test_fsdp2_generation_gathers_once_per_call(tmp_path, tiny_model_dir):
 
 
 def test_gathered_for_generation_is_a_no_op_without_fsdp(tiny_model_dir):
-    from lit_videor2.models.policy import PolicySpec, fsdp_units, gathered_for_generation, load_policy
+    from lit_videor2.distributed.loading import load_policy
+    from lit_videor2.distributed.sharding import fsdp_units, gathered_for_generation
+    from lit_videor2.models.policy import PolicySpec
 
     model = load_policy(PolicySpec(path=str(tiny_model_dir), attn_implementation="sdpa"))
     before = {n: p.clone() for n, p in model.named_parameters()}
@@ -228,7 +232,7 @@ class GatherCounter(L.Callback):
         self.counts.append(self.count.calls)
 
     def on_test_end(self, trainer, pl_module) -> None:
-        from lit_videor2.models.policy import fsdp_units
+        from lit_videor2.distributed.sharding import fsdp_units
 
         facts = {"counts": self.counts, "units": len(fsdp_units(pl_module.model)), "world": trainer.world_size}
         (self.out / f"gathers_rank{trainer.global_rank}.json").write_text(json.dumps(facts))

@@ -13,12 +13,12 @@ from lit_videor2.data.collate import VideoCollator
 from lit_videor2.data.dataset import VideoSample
 from lit_videor2.data.frames import Frames
 from lit_videor2.data.records import VideoRecord
-from lit_videor2.losses.logprobs import hidden_logprobs
-from lit_videor2.models.checkpointing import (
+from lit_videor2.distributed.activation_checkpointing import (
     FunctionalCache,
     enable_activation_checkpointing,
     is_activation_checkpointing,
 )
+from lit_videor2.losses.logprobs import hidden_logprobs
 from lit_videor2.models.hub import load_processor
 from lit_videor2.rollout import PromptBatch, generate_group, sequence_logprobs, stop_token_ids
 

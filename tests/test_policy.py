@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from lit_videor2.distributed.loading import load_policy
 from lit_videor2.models.policy import (
     LLM_LINEAR_NAMES,
     LoraSpec,
@@ -14,7 +15,6 @@ from lit_videor2.models.policy import (
     decoder_layers,
     inner_model,
     language_model,
-    load_policy,
     vision_tower,
 )
 from tests.fixtures import SMALL, SMALL_QWEN3, synth_dir, tiny_model_dir, tiny_models  # noqa: F401
@@ -97,7 +97,7 @@ def test_text_only_config_is_rejected(tmp_path):
 def test_each_generation_loads_trains_with_lora(arch, tiny_models, synth_dir):  # noqa: F811
     """Load with LoRA, one SFT loss on a real video batch, gradients only on the language-model adapters."""
     from lit_videor2.data.datamodule import VideoDataModule
-    from lit_videor2.losses.sft import assistant_token_loss
+    from lit_videor2.rollout.forward import assistant_token_loss
 
     model_dir = tiny_models(arch)
     model = load_policy(PolicySpec(path=str(model_dir), lora=LoraSpec(r=4, alpha=8)))
@@ -121,15 +121,16 @@ def test_each_generation_loads_trains_with_lora(arch, tiny_models, synth_dir):  
 
 def test_gradient_checkpointing_enabled(tiny_model_dir):  # noqa: F811
     model = load_policy(PolicySpec(path=str(tiny_model_dir), gradient_checkpointing=True))
-    from lit_videor2.models.checkpointing import is_activation_checkpointing
+    from lit_videor2.distributed.activation_checkpointing import is_activation_checkpointing
 
     assert is_activation_checkpointing(model) and not inner_model(model).config.use_cache
 
 
 def test_processor_of_another_model_is_reported(tiny_models):
     """A processor whose patch size / vocabulary differs from the model's is named, with what to do."""
+    from lit_videor2.distributed.loading import load_policy
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy
+    from lit_videor2.models.policy import PolicySpec, check_processor_matches
 
     model = load_policy(PolicySpec(path=str(tiny_models("qwen2_5_vl"))))
     check_processor_matches(model, load_processor(str(tiny_models("qwen2_5_vl"))))  # its own: fine
@@ -142,8 +143,9 @@ def test_processor_of_another_model_is_reported(tiny_models):
 
 def test_qwen2_vl_processor_with_qwen2_5_vl_model_is_refused(tiny_models):
     """Same sizes and tokens, but Qwen2-VL's processor drops second_per_grid_ts: refused, naming the fitting class."""
+    from lit_videor2.distributed.loading import load_policy
     from lit_videor2.models.hub import load_processor
-    from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy
+    from lit_videor2.models.policy import PolicySpec, check_processor_matches
 
     processor = load_processor(str(tiny_models("qwen2_vl")))
     assert type(processor).__name__ == "Qwen2VLProcessor"

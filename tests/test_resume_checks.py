@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, resumed_order
-from lit_videor2.models.resharding import (
+from lit_videor2.checkpoints.resharding import (
     CheckpointError,
     check_checkpoint_files,
     layout_mismatch,
@@ -17,6 +16,7 @@ from lit_videor2.models.resharding import (
     optimizer_layout_mismatch,
     positional_optimizer_state,
 )
+from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, resumed_order
 
 # -- the data position is in samples --------------------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ def test_parameter_without_optimizer_state_stays_without(tmp_path, kind):
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
 
-    from lit_videor2.models.resharding import load_sharded
+    from lit_videor2.checkpoints.resharding import load_sharded
 
     model, opt = _tiny_run()
     _step(model, opt, last_too=False)

@@ -282,7 +282,7 @@ class LanguageModelPositions:
 @pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen2_vl"])
 def test_sft_loss_forward_positions(arch, tiny_models, synth_dir):
     from lit_videor2.data.datamodule import VideoDataModule
-    from lit_videor2.losses.sft import assistant_token_loss
+    from lit_videor2.rollout.forward import assistant_token_loss
     from tests.fixtures import SMALL
 
     dm = VideoDataModule(

@@ -1,4 +1,4 @@
-"""The only place the project calls ``from_pretrained`` for processors (models: :mod:`lit_videor2.models.policy`)."""
+"""The only place the project calls ``from_pretrained`` for processors (models: :mod:`lit_videor2.distributed.loading`)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""Policy loading: the only place the project calls a model's ``from_pretrained``.
+"""The policy's anatomy and spec: what to load, where its parts are, what to freeze, LoRA, and the processor check.
 
 A :class:`PolicySpec` says which checkpoint to load (local folder or hub id), in which dtype and attention
-implementation, what to freeze and whether to add LoRA adapters (peft). :func:`load_policy` turns it into
-a model; :func:`shard_policy` applies FSDP2 (``fully_shard`` per decoder layer, then the root) on a device
-mesh, and :func:`gathered_for_generation` keeps a sharded policy's full weights for a whole generation call (one
-all-gather per unit, not one per decode step; ``docs/performance.md#generation-under-fsdp2``). Qwen2.5-VL is
+implementation, what to freeze and whether to add LoRA adapters (peft).
+:func:`~lit_videor2.distributed.loading.load_policy` turns it into a model;
+:func:`~lit_videor2.distributed.sharding.shard_policy` applies FSDP2 and
+:func:`~lit_videor2.distributed.sharding.gathered_for_generation` gathers its weights for a generation call.
+:func:`inner_model`, :func:`vision_tower`, :func:`language_model` and :func:`decoder_layers` name its parts. Qwen2.5-VL is
 first-class; Qwen2-VL and Qwen3-VL load through the same path (``AutoModelForImageTextToText``) and share the
 module layout ``model.visual`` / ``model.language_model``.
 """
@@ -12,9 +13,6 @@ module layout ``model.visual`` / ``model.language_model``.
 from __future__ import annotations
 
 import importlib.util
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,9 +20,6 @@ import torch
 from torch import nn
 
 from lit_videor2.errors import UserError
-from lit_videor2.models.hub import check_model_path
-
-log = logging.getLogger(__name__)
 
 DType = Literal["float32", "bfloat16", "float16"]
 LLM_LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -56,7 +51,7 @@ class PolicySpec:
     """``auto``: flash-attention 2 when installed and on CUDA, else sdpa."""
     gradient_checkpointing: bool = False
     """Recompute decoder activations in the backward pass (activation checkpointing, per decoder layer,
-    non-reentrant; prompt sharing stays on: :mod:`lit_videor2.models.checkpointing`)."""
+    non-reentrant; prompt sharing stays on: :mod:`lit_videor2.distributed.activation_checkpointing`)."""
     freeze_vision: bool = True
     """Freeze the vision tower and its merger (the reference does, in both stages)."""
     freeze_llm: bool = False
@@ -132,121 +127,6 @@ def add_lora(model: nn.Module, lora: LoraSpec) -> nn.Module:
         target_modules=rf".*language_model.*\.({names})",
     )
     return get_peft_model(model, config)
-
-
-def load_policy(spec: PolicySpec) -> nn.Module:
-    """Load the model of ``spec`` with its freezing and LoRA applied."""
-    from transformers import AutoConfig, AutoModelForImageTextToText
-
-    check_model_path(spec.path)
-    config = AutoConfig.from_pretrained(spec.path)
-    if not hasattr(config, "vision_config"):
-        raise ValueError(
-            f"{spec.path}: config of type {config.model_type!r} has no vision tower; lit_videor2 needs a video LM (Qwen2-VL, Qwen2.5-VL, Qwen3-VL)"
-        )
-    model = AutoModelForImageTextToText.from_pretrained(
-        spec.path,
-        dtype=getattr(torch, spec.dtype),
-        attn_implementation=resolve_attn_implementation(spec.attn_implementation),
-    )
-    apply_freezing(model, spec)
-    if spec.gradient_checkpointing:
-        # The project's own per-layer wrapper, not ``gradient_checkpointing_enable``: transformers drops the KV
-        # cache in checkpointed training forwards, which prompt sharing needs (see models/checkpointing.py).
-        from lit_videor2.models.checkpointing import enable_activation_checkpointing
-
-        enable_activation_checkpointing(model)
-        model.config.use_cache = False
-    if spec.lora is not None:
-        model = add_lora(model, spec.lora)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    log.info(
-        "loaded %s (%s): %d parameters, %d trainable", spec.path, type(inner_model(model)).__name__, total, trainable
-    )
-    return model
-
-
-def shard_policy(
-    model: nn.Module, device_mesh: Any, *, reshard_after_forward: bool = True, mp_dtype: torch.dtype | None = None
-) -> nn.Module:
-    """FSDP2: ``fully_shard`` each decoder layer, the vision tower, then the root, on the mesh's data-parallel dim."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-    mesh = (
-        device_mesh["data_parallel"]
-        if device_mesh.mesh_dim_names and "data_parallel" in device_mesh.mesh_dim_names
-        else device_mesh
-    )
-    kwargs: dict[str, Any] = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
-    if mp_dtype is not None:
-        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=mp_dtype, reduce_dtype=torch.float32)
-    for layer in decoder_layers(model):
-        fully_shard(layer, **kwargs)
-    fully_shard(vision_tower(model), **kwargs)
-    fully_shard(model, **kwargs)
-    return model
-
-
-def fsdp_units(model: nn.Module) -> list[nn.Module]:
-    """The FSDP2 units of ``model`` (modules ``fully_shard`` was applied to), in module order; [] when unsharded."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return [m for m in model.modules() if isinstance(m, FSDPModule)]
-
-
-def _reshard_settings(unit: nn.Module) -> tuple[bool | None, list[Any]]:
-    """What decides whether ``unit`` reshards after a forward, to put back exactly: FSDP2 has a setter
-    (``set_reshard_after_forward``) but no getter, and turns a root's off at its lazy init when ``fully_shard`` was
-    not given the argument."""
-    state = unit._get_fsdp_state()
-    return state._auto_reshard_after_forward, [g.post_forward_mesh_info for g in state._fsdp_param_groups]
-
-
-def _restore_reshard_settings(unit: nn.Module, saved: tuple[bool | None, list[Any]]) -> bool:
-    """Put back :func:`_reshard_settings`; returns whether ``unit`` reshards after a forward."""
-    state = unit._get_fsdp_state()
-    state._auto_reshard_after_forward, infos = saved
-    for group, info in zip(state._fsdp_param_groups, infos):
-        group.post_forward_mesh_info = info
-    return any(info is not None for info in infos)
-
-
-@contextmanager
-def gathered_for_generation(model: nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Keep an FSDP2-sharded ``model``'s full weights from entry to exit (a whole decode loop).
-
-    On entry every unit stops resharding after its forward and is unsharded: one all-gather per unit, in module
-    order, the same collectives on every rank whatever its batch. The forwards inside then gather nothing,
-    however many tokens are decoded. On exit each unit gets back its own setting, and the units that reshard
-    after a forward free their full weights as their post-forward would have: under :func:`shard_policy` all of
-    them, the root (embeddings, final norm, LM head) included, since ``reshard_after_forward=True`` is given
-    explicitly (FSDP2 keeps a root unsharded after its forward only when the argument is left unset).
-    Resharding is local, so ranks may leave at different times. A no-op when ``enabled`` is False or ``model``
-    has no FSDP2 unit (one process, DDP).
-
-    Memory: between entry and exit a rank holds every parameter unsharded in its compute dtype (FSDP2's
-    ``param_dtype``, else the stored dtype) on top of its shards, plus the KV cache of the decode.
-
-    FSDP2 picks its root at the first forward, and generation calls the vision tower before the root: the
-    model, when sharded itself, is made the root here if no forward has run yet (what
-    :meth:`~lit_videor2.modules.base.PolicyModule.init_fsdp_roots` does with a forward, needed with ``enabled``
-    False).
-    """
-    units = fsdp_units(model) if enabled else []
-    if units and units[0] is model:  # ``model`` is the root (not a part of a larger sharded model)
-        model._get_fsdp_state()._lazy_init()  # no-op once the root is known
-    saved = [_reshard_settings(u) for u in units]
-    for unit in units:
-        unit.set_reshard_after_forward(False, recurse=False)
-    for unit in units:
-        unit.unshard()
-    try:
-        yield
-    finally:
-        for unit, settings in zip(units, saved):
-            if _restore_reshard_settings(unit, settings):
-                unit.reshard()
 
 
 def _processor_class_problem(model_type: str, processor: Any) -> str | None:

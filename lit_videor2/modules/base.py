@@ -15,12 +15,14 @@ import numpy as np
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 
+from lit_videor2.distributed.loading import load_policy
+from lit_videor2.distributed.sharding import shard_policy
 from lit_videor2.evaluation.judging import judge_rows
 from lit_videor2.evaluation.predictions import batch_rows
 from lit_videor2.judges import RuleBasedJudge
 from lit_videor2.metrics import PredictionMetrics
 from lit_videor2.models.hub import load_processor
-from lit_videor2.models.policy import PolicySpec, check_processor_matches, load_policy, shard_policy
+from lit_videor2.models.policy import PolicySpec, check_processor_matches
 from lit_videor2.modules.optim import WarmupCosine, default_optimizer, param_groups
 from lit_videor2.modules.resume import install_resume_anywhere
 from lit_videor2.rollout.decoding import stop_token_ids

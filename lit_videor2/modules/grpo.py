@@ -25,9 +25,11 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from lit_videor2.data.dataset import repeat_columns
+from lit_videor2.distributed.loading import load_policy
+from lit_videor2.distributed.sharding import shard_policy
 from lit_videor2.losses import group_advantages, grpo_loss, mask_truncated
 from lit_videor2.losses.grpo import GRPOLossStats
-from lit_videor2.models.policy import PolicySpec, inner_model, load_policy, shard_policy
+from lit_videor2.models.policy import PolicySpec, inner_model
 from lit_videor2.modules.base import PolicyModule
 from lit_videor2.rewards import RewardComposition, component_stats
 from lit_videor2.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs, special_token_kwargs
@@ -208,7 +210,7 @@ class GRPOModule(PolicyModule):
     def _share_prompt_with_grad(self) -> bool:
         """Prompt sharing in the policy (gradient) pass: the same as in the no-grad passes, with activation
         checkpointing on or off (the project checkpoints decoder layers with functional KV caches, see
-        :mod:`lit_videor2.models.checkpointing`), so policy, old and reference log-probs take one path."""
+        :mod:`lit_videor2.distributed.activation_checkpointing`), so policy, old and reference log-probs take one path."""
         return self.rollout_cfg.share_prompt
 
     # -- rollout and rewards ---------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """Lightning glue that lets a run resume any checkpoint the project writes, on any number of ranks.
 
-The work is in :mod:`lit_videor2.models.resharding` (reading, checking and resharding model and optimizer states)
+The work is in :mod:`lit_videor2.checkpoints.resharding` (reading, checking and resharding model and optimizer states)
 and in the data module (the data position in samples, :meth:`VideoDataModule.rebase_batch_progress`). Lightning
 offers no plugin point for *reading* checkpoints under ``ModelParallelStrategy`` (it bypasses ``CheckpointIO``), so
 :func:`install_resume_anywhere` replaces methods of the run's strategy *instance* (its class is untouched):
 
 * ``load_checkpoint``: checks the files and the model layout, then ModelParallelStrategy (FSDP2) loads the model and
-  optimizer states itself (:func:`~lit_videor2.models.resharding.load_sharded`, DCP resharding); any other strategy
-  gets the checkpoint as one full dict (:func:`~lit_videor2.models.resharding.read_full_checkpoint`; a distributed
+  optimizer states itself (:func:`~lit_videor2.checkpoints.resharding.load_sharded`, DCP resharding); any other strategy
+  gets the checkpoint as one full dict (:func:`~lit_videor2.checkpoints.resharding.read_full_checkpoint`; a distributed
   folder is consolidated) and loads it as Lightning does.
 * ``load_optimizer_state_dict`` (strategies without sharding): checks the optimizer's parameter groups first, so a
   layout mismatch is one clear line instead of torch's size error.
@@ -28,13 +28,11 @@ from lightning.pytorch.strategies import ModelParallelStrategy, Strategy
 
 from lit_videor2.checkpoints.atomic import install_atomic_saves
 from lit_videor2.checkpoints.complete import checkpoint_dirs, require_complete
-from lit_videor2.models.resharding import (
-    LAYOUT_HINT,
-    CheckpointError,
+from lit_videor2.checkpoints.resharding import (
     check_checkpoint_files,
     check_model_layout,
+    check_optimizer_layout,
     load_sharded,
-    optimizer_layout_mismatch,
     optimizer_param_names,
     read_full_checkpoint,
 )
@@ -60,9 +58,7 @@ def _load_optimizer_state_dict(strategy: Strategy, checkpoint: dict[str, Any]) -
     path = strategy.__dict__.get(_FLAG)
     for optimizer, saved in zip(strategy.optimizers, checkpoint.get("optimizer_states", [])):
         names = optimizer_param_names(strategy.lightning_module, optimizer)
-        problem = optimizer_layout_mismatch([g["params"] for g in saved["param_groups"]], names)
-        if problem:
-            raise CheckpointError(f"checkpoint {path} does not fit this run: {problem}; {LAYOUT_HINT}")
+        check_optimizer_layout(path, [g["params"] for g in saved["param_groups"]], names)
     type(strategy).load_optimizer_state_dict(strategy, checkpoint)
 
 

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 import torch
 
-from lit_videor2.losses.sft import label_token_losses, loss_terms
+from lit_videor2.losses.sft import loss_terms
 from lit_videor2.modules.base import NonFiniteLossError, PolicyModule
+from lit_videor2.rollout.forward import label_token_losses
 
 __all__ = ["NonFiniteLossError", "SFTModule"]
 

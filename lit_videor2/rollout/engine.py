@@ -94,7 +94,7 @@ def generate_completions(
             the same forwards).
         generator: RNG of sampling (``do_sample=True``).
         gather_for_generation: under FSDP2, all-gather the full weights once for the batch, not once per decode step
-            (``PolicySpec.gather_for_generation``; :func:`~lit_videor2.models.policy.gathered_for_generation`).
+            (``PolicySpec.gather_for_generation``; :func:`~lit_videor2.distributed.sharding.gathered_for_generation`).
     """
     settings = settings or GenerationSettings()
     rollout = generate_group(

@@ -12,7 +12,8 @@ from torch import nn
 from transformers import GenerationConfig
 from transformers.generation.logits_process import LogitsProcessorList
 
-from lit_videor2.models.policy import gathered_for_generation, inner_model
+from lit_videor2.distributed.sharding import gathered_for_generation
+from lit_videor2.models.policy import inner_model
 from lit_videor2.models.vision import (
     continue_positions,
     encode_videos,
@@ -178,7 +179,7 @@ def generate_group(
             under FSDP, whose forwards are collectives; ``synced_gpus`` for ``generate``). Pass
             ``trainer.world_size > 1``.
         gather_for_generation: under FSDP2, all-gather the full weights once for the whole call and reshard after
-            (:func:`~lit_videor2.models.policy.gathered_for_generation`); False: every decode step's forward
+            (:func:`~lit_videor2.distributed.sharding.gathered_for_generation`); False: every decode step's forward
             all-gathers each decoder layer again. No effect on an unsharded model.
 
     Returns:

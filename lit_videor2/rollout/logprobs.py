@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lit_videor2.distributed.activation_checkpointing import FunctionalCache, is_activation_checkpointing
 from lit_videor2.losses.logprobs import hidden_logprobs
-from lit_videor2.models.checkpointing import FunctionalCache, is_activation_checkpointing
 from lit_videor2.models.policy import inner_model, language_model
 from lit_videor2.models.vision import repeat_videos, video_encoder_outputs, vision_tower_trainable
 from lit_videor2.rollout.containers import Rollout
@@ -104,7 +104,7 @@ def _shared_prompt_logprobs(
     ``[last prompt token, completion tokens 0..T-2]`` on top for the N rows -> ``[N, T]`` log-probs.
 
     Every call runs exactly these two forwards whatever the completion length (under FSDP2 all ranks must run
-    the same forwards). The caches are functional (:mod:`lit_videor2.models.checkpointing`), so the path is the
+    the same forwards). The caches are functional (:mod:`lit_videor2.distributed.activation_checkpointing`), so the path is the
     same with activation checkpointing on or off; the last prompt token is recomputed G times (one token per row)
     so that the completion pass alone produces every log-prob.
     """
@@ -117,7 +117,7 @@ def _shared_prompt_logprobs(
         raise ValueError(
             "sequence_logprobs(share_prompt=True) needs the KV cache, which transformers' gradient checkpointing "
             "drops in training mode: enable checkpointing with "
-            "lit_videor2.models.checkpointing.enable_activation_checkpointing (what PolicySpec does) instead."
+            "lit_videor2.distributed.activation_checkpointing.enable_activation_checkpointing (what PolicySpec does) instead."
         )
     g, lp, t = rollout.group_size, rollout.prompt_length, rollout.completion_length
     prompt = rollout.prompt
@@ -174,7 +174,7 @@ def sequence_logprobs(
         chunk_size: positions per chunk through the LM head; the ``[N, T, V]`` logits are never materialised
             (extra memory ``O(chunk_size × V)`` forward and backward).
 
-    Works with activation checkpointing (:func:`~lit_videor2.models.checkpointing.enable_activation_checkpointing`)
+    Works with activation checkpointing (:func:`~lit_videor2.distributed.activation_checkpointing.enable_activation_checkpointing`)
     on or off, on both paths; the policy, old-policy and reference passes take the same path.
 
     Returns:

@@ -214,22 +214,36 @@ def check_model_layout(
         )
 
 
-def _check_optimizer(path: Path, saved_groups: list[list[Any]], names: list[list[str]]) -> None:
+def check_optimizer_layout(path: Path | None, saved_groups: list[list[Any]], names: list[list[str]]) -> None:
+    """Raise :class:`CheckpointError` when a saved optimizer's parameter groups (names or positions) do not fit
+    this run's (``names``, group by group; :func:`optimizer_layout_mismatch`)."""
     problem = optimizer_layout_mismatch(saved_groups, names)
     if problem:
         raise CheckpointError(f"checkpoint {path} does not fit this run: {problem}; {LAYOUT_HINT}")
+
+
+def _read_file(path: Path, weights_only: bool) -> dict[str, Any]:
+    """A checkpoint file on the CPU, memory-mapped (its tensors are read when used)."""
+    return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+
+
+def _read_meta(folder: Path, weights_only: bool) -> dict[str, Any]:
+    """Lightning's ``meta.pt`` of a distributed checkpoint folder (everything but weights and optimizer states)."""
+    return torch.load(folder / META_FILE, map_location="cpu", weights_only=weights_only)
 
 
 def read_full_checkpoint(path: str | Path, *, weights_only: bool | None = None) -> dict[str, Any]:
     """A checkpoint as one in-memory dict of full tensors, in the layout a one-process run writes.
 
     A file is loaded as is (memory-mapped); a distributed folder is consolidated without a process group, and its
-    ``optimizer_<i>`` entries become ``optimizer_states`` in positional form.
+    ``optimizer_<i>`` entries become ``optimizer_states`` in positional form. The project's one reader of a whole
+    checkpoint: resume on one process or DDP (:mod:`lit_videor2.modules.resume`) and ``lit_videor2 export`` use it.
+    ``weights_only=False`` unpickles the hyper-parameters (they hold the policy spec dataclass): for trusted files.
     """
     path = Path(path)
     weights_only = bool(weights_only)  # Lightning's default for local files: False (hyper-parameters hold classes)
     if not is_distributed_checkpoint(path):
-        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+        return _read_file(path, weights_only)
     from torch.distributed.checkpoint import FileSystemReader
     from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
     from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
@@ -238,7 +252,7 @@ def read_full_checkpoint(path: str | Path, *, weights_only: bool | None = None) 
     _load_state_dict(
         checkpoint, storage_reader=FileSystemReader(path), planner=_EmptyStateDictLoadPlanner(), no_dist=True
     )
-    checkpoint.update(torch.load(path / META_FILE, map_location="cpu", weights_only=weights_only))
+    checkpoint.update(_read_meta(path, weights_only))
     keys = sorted((k for k in checkpoint if k.startswith("optimizer_") and k[10:].isdigit()), key=lambda k: int(k[10:]))
     checkpoint["optimizer_states"] = [positional_optimizer_state(checkpoint.pop(k)) for k in keys]
     return checkpoint
@@ -262,13 +276,13 @@ def load_sharded(
 
     weights_only = bool(weights_only)
     if not is_distributed_checkpoint(path):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+        checkpoint = _read_file(path, weights_only)
         check_model_layout(path, module, checkpoint, checkpoint)
         full = StateDictOptions(full_state_dict=True)
         set_model_state_dict(module, checkpoint.pop(MODEL_KEY), options=full)
         for optimizer, saved in zip(optimizers, checkpoint.pop("optimizer_states", [])):
             names = optimizer_param_names(module, optimizer)
-            _check_optimizer(path, [g["params"] for g in saved["param_groups"]], names)
+            check_optimizer_layout(path, [g["params"] for g in saved["param_groups"]], names)
             named = named_optimizer_state(saved, names)
             set_optimizer_state_dict(
                 module, optimizer, named, options=StateDictOptions(full_state_dict=True, strict=False)
@@ -278,7 +292,7 @@ def load_sharded(
 
     import torch.distributed.checkpoint as dcp
 
-    meta = torch.load(path / META_FILE, map_location="cpu", weights_only=weights_only)
+    meta = _read_meta(path, weights_only)
     check_model_layout(path, module, None, meta)
     model_state = {MODEL_KEY: get_model_state_dict(module)}
     dcp.load(model_state, checkpoint_id=path)  # DCP reads the saved shards into this run's shards
@@ -298,7 +312,7 @@ def load_sharded(
         template = get_optimizer_state_dict(module, optimizer)  # every parameter's state, initialised
         template["state"] = {n: s for n, s in template["state"].items() if n in with_state}
         dcp.load({key: template}, checkpoint_id=path)
-        _check_optimizer(path, [list(g["params"]) for g in template["param_groups"]], names)
+        check_optimizer_layout(path, [list(g["params"]) for g in template["param_groups"]], names)
         set_optimizer_state_dict(module, optimizer, template, options=StateDictOptions(strict=False))
         forget_states(optimizer, names, keep=with_state)
     return meta

@@ -32,6 +32,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers.cache_utils import Cache, DynamicLayer
 
+from lit_videor2.models.policy import decoder_layers, vision_tower
+
 _FLAG = "_lit_activation_checkpointing"
 
 
@@ -93,7 +95,7 @@ def _checkpointed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
             raise ValueError(
                 f"{type(cache).__name__} holding {cache.get_seq_length()} tokens in a checkpointed training forward of "
                 f"{type(self).__name__}: backward would replay the layer and update the cache twice. Use "
-                "lit_videor2.models.checkpointing.FunctionalCache (what sequence_logprobs does)."
+                "lit_videor2.distributed.activation_checkpointing.FunctionalCache (what sequence_logprobs does)."
             )
         kwargs = {**kwargs, "cache": None, "use_cache": False}
     return checkpoint(forward, self, *args, use_reentrant=False, **kwargs)
@@ -119,8 +121,6 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
 
     Returns the number of modules wrapped. Prompt sharing keeps working (see the module docstring).
     """
-    from lit_videor2.models.policy import decoder_layers, vision_tower
-
     modules: list[nn.Module] = list(decoder_layers(model))
     visual = vision_tower(model)
     if any(p.requires_grad for p in visual.parameters()):
@@ -130,6 +130,4 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
 
 def is_activation_checkpointing(model: nn.Module) -> bool:
     """Whether the model's decoder layers run under :func:`enable_activation_checkpointing`."""
-    from lit_videor2.models.policy import decoder_layers
-
     return any(getattr(layer, _FLAG, False) for layer in decoder_layers(model))

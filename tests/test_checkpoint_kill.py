@@ -203,7 +203,12 @@ def reference(tmp_path_factory, tiny_model_dir, synth_dir):
 @pytest.mark.distributed
 @pytest.mark.parametrize(("world", "point"), [(w, p) for w, points in POINTS.items() for p in points])
 def test_killed_save_resumes_from_a_whole_checkpoint(tmp_path, tiny_model_dir, synth_dir, reference, world, point):
-    from lit_videor2.checkpoints.complete import IncompleteCheckpointError, newest_complete, require_complete
+    from lit_videor2.checkpoints.complete import (
+        IncompleteCheckpointError,
+        newest_complete,
+        read_marker,
+        require_complete,
+    )
 
     name = "single" if world == 1 else "fsdp"
     killed, resumed, ckpt_dir = tmp_path / "killed", tmp_path / "resumed", tmp_path / "ckpt"
@@ -225,6 +230,12 @@ def test_killed_save_resumes_from_a_whole_checkpoint(tmp_path, tiny_model_dir, s
         with pytest.raises(IncompleteCheckpointError) as err:
             require_complete(path)
         assert "\n" not in str(err.value) and str(newest) in str(err.value), str(err.value)
+
+    # The explicit path the docs give, last.ckpt, is the whole one of the step before (it was not rewritten in place).
+    last = ckpt_dir / "last.ckpt"
+    require_complete(last)
+    saved_step = read_marker(last).get("step") if last.is_dir() else torch.load(last, weights_only=False)["global_step"]
+    assert saved_step == KILL_AT - 1
 
     launch(name, tiny_model_dir, synth_dir, resumed, ckpt="last")
     for rank in range(world):

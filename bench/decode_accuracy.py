@@ -2,7 +2,7 @@
 
     python bench/decode_accuracy.py [--backends pyav torchcodec decord] [--fps 8] [--workdir DIR]
 
-Every clip of the matrix (``tests/video_matrix.py``: H.264 variants, HEVC, VP9, AV1, MPEG-4 Part 2 in AVI, ProRes,
+Every clip of the matrix (``bench/video_matrix.py``: H.264 variants, HEVC, VP9, AV1, MPEG-4 Part 2 in AVI, ProRes,
 MJPEG, an audio stream first, non-square pixels, a rotation tag, MPEG-TS, fragmented MP4, a WebM without duration,
 an MP4 cut with ``-c copy``, two video streams, variable frame rates; then truncated, empty and non-video files) paints
 its frame index into its pixels. Each backend decodes it through ``decode_video`` at the data module's target times
@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.video_matrix import backend_outcome, broken_cases, cases, ffmpeg_available  # noqa: E402
 from lit_videor2.data.sampling import FrameSampling, sample_times  # noqa: E402
-from tests.video_matrix import backend_outcome, broken_cases, cases, ffmpeg_available  # noqa: E402
 
 
 def check(case, path: Path, backend: str, sampling: FrameSampling) -> str:

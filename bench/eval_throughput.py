@@ -33,10 +33,10 @@ from lit_videor2.demo.synthetic import generate_dataset  # noqa: E402
 from lit_videor2.demo.tiny import build_tiny_model  # noqa: E402
 from lit_videor2.distributed.loading import load_policy  # noqa: E402
 from lit_videor2.evaluation.judging import judge_rows  # noqa: E402
+from lit_videor2.evaluation.predictions import ROW_COLUMNS  # noqa: E402
 from lit_videor2.judges import RuleBasedJudge  # noqa: E402
 from lit_videor2.models.hub import load_processor  # noqa: E402
 from lit_videor2.models.policy import PolicySpec  # noqa: E402
-from lit_videor2.modules.evaluation import ROW_COLUMNS  # noqa: E402
 from lit_videor2.rollout.engine import GenerationSettings, generate_completions  # noqa: E402
 
 SAMPLING = FrameSampling(fps=1.0, min_frames=2, max_frames=8, min_pixels=56 * 56, max_pixels=56 * 56)

@@ -37,7 +37,10 @@ import torch  # noqa: E402
 from grpo_step import make_frames, make_prompt  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from lit_videor2.distributed.activation_checkpointing import FunctionalCache, enable_activation_checkpointing  # noqa: E402
+from lit_videor2.distributed.activation_checkpointing import (  # noqa: E402
+    FunctionalCache,
+    enable_activation_checkpointing,
+)
 from lit_videor2.losses import group_advantages, grpo_loss  # noqa: E402
 from lit_videor2.models.vision import encode_videos, video_encoder_outputs  # noqa: E402
 from lit_videor2.rollout import generate_group, sequence_logprobs, stop_token_ids  # noqa: E402

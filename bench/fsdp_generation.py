@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpo_step import make_frames, make_prompt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.collectives import count_all_gathers  # noqa: E402
+from bench.collectives import count_all_gathers  # noqa: E402
 
 WORLD = 2
 

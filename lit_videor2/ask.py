@@ -1,10 +1,11 @@
 """Single-video inference: ``lit_videor2 ask --model DIR --video FILE --question "..." [--options "A. x" ...]``.
 
-Loads the policy and processor, samples frames with the project's :class:`FrameLoader`, builds the same
-prompt as training and evaluation (:class:`VideoCollator` in ``prompt`` mode, system prompt and reasoning
-instruction included), decodes greedily with the engine validation and ``test`` use, and prints three sections: the reasoning (``<think>``), the answer
-(``<answer>``, with the option text when it names an option) and every timestamp the reasoning cites, with
-the clause that cites it and a flag for times beyond the end of the video.
+Loads the policy, builds its one-prompt batch through the data module's own path
+(:meth:`~lit_videor2.data.datamodule.VideoDataModule.prompt_batch`: the frame settings and prompt of training and
+evaluation, system prompt and reasoning instruction included), decodes greedily with the engine validation and
+``test`` use, and prints three sections: the reasoning (``<think>``), the answer (``<answer>``, with the option
+text when it names an option) and every timestamp the reasoning cites, with the clause that cites it and a flag for
+times beyond the end of the video.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,29 +154,30 @@ def ask(
     question: str,
     options: Sequence[str] = (),
     *,
-    fps: float = 2.0,
-    max_frames: int = 32,
-    min_pixels: int = 100_352,
-    max_pixels: int = 151_200,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     max_new_tokens: int = 512,
     device: str = "auto",
     dtype: str = "auto",
-    backend: str = "pyav",
+    backend: str | None = None,
 ) -> AskResult:
     """Answer ``question`` about ``video`` with the model in folder ``model``.
 
-    Decoding is greedy, by the same engine as validation and ``test``
+    The batch is built by the data module's own path
+    (:meth:`~lit_videor2.data.datamodule.VideoDataModule.prompt_batch`): frames sampled by
+    :class:`~lit_videor2.data.sampling.FrameSampling` (``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``;
+    None: its defaults, as in training) with the data module's decoder (``backend``; None: its default), and the
+    prompt of training and evaluation. Decoding is greedy, by the same engine as validation and ``test``
     (:func:`~lit_videor2.rollout.engine.generate_completions`): explicit positions, no ``generation_config``.
     """
     import torch
 
-    from lit_videor2.data.collate import VideoCollator
-    from lit_videor2.data.dataset import VideoSample
-    from lit_videor2.data.frames import FrameLoader
-    from lit_videor2.data.records import VideoRecord
+    from lit_videor2.data.datamodule import VideoDataModule
+    from lit_videor2.data.records import VideoRecord, question_with_options
     from lit_videor2.data.sampling import FrameSampling
     from lit_videor2.distributed.loading import load_policy
-    from lit_videor2.models.hub import load_processor
     from lit_videor2.models.policy import PolicySpec
     from lit_videor2.rollout.engine import GenerationSettings, generate_completions
 
@@ -183,25 +185,22 @@ def ask(
     if not video.is_file():
         raise FileNotFoundError(f"video not found: {video}")
     dev, dtype = _device_and_dtype(device, dtype)
-    processor = load_processor(model)
+    given = {"fps": fps, "max_frames": max_frames, "min_pixels": min_pixels, "max_pixels": max_pixels}
+    given = {k: v for k, v in given.items() if v is not None}
+    if max_frames is not None:  # a --max-frames below the default minimum lowers the minimum with it
+        given["min_frames"] = min(FrameSampling.min_frames, max_frames)
+    sampling = replace(FrameSampling(), **given)
+    data = VideoDataModule(
+        processor=model, mode="prompt", num_workers=0, sampling=sampling, **({"backend": backend} if backend else {})
+    )
+    processor = data.processor
     policy = load_policy(PolicySpec(path=model, dtype=dtype, freeze_vision=True)).to(dev).eval()
 
-    vp = getattr(processor, "video_processor", None)
-    sampling = FrameSampling(
-        fps=fps, min_frames=min(4, max_frames), max_frames=max_frames, min_pixels=min_pixels, max_pixels=max_pixels
-    )
-    loader = FrameLoader(
-        sampling,
-        size_factor=int(getattr(vp, "patch_size", 14)) * int(getattr(vp, "merge_size", 2)),
-        temporal_patch=int(getattr(vp, "temporal_patch_size", 2)),
-        backend=backend,
-    )
-    frames = loader(video)
-
     opts = lettered(options)
-    text = question.strip() if not opts else question.strip() + "\nOptions:\n" + "\n".join(opts)
+    text = question_with_options(question.strip(), opts)
     record = VideoRecord(id="ask", video=str(video), question=text, answer="", options=opts, source="lit_videor2 ask")
-    batch = VideoCollator(processor, mode="prompt")([VideoSample(record, frames)])
+    batch = data.prompt_batch([record])
+    columns = batch["columns"]
     batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     if "pixel_values_videos" in batch:
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(next(policy.parameters()).dtype)
@@ -209,8 +208,8 @@ def ask(
     tokenizer = getattr(processor, "tokenizer", processor)
     settings = GenerationSettings(max_new_tokens=max_new_tokens, do_sample=False)
     texts = generate_completions(policy, tokenizer, batch, settings).texts
-    result = parse_completion(texts[0], opts, duration=frames.duration)
-    result.frame_times = list(frames.times)
+    result = parse_completion(texts[0], opts, duration=columns["duration"][0])
+    result.frame_times = list(columns["frame_times"][0])
     return result
 
 
@@ -222,14 +221,28 @@ def build_parser(prog: str = "lit_videor2 ask") -> argparse.ArgumentParser:
     p.add_argument(
         "--options", nargs="+", default=[], help='answer options, e.g. "A. red" "B. blue" (letters added if absent)'
     )
-    p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second")
-    p.add_argument("--max-frames", type=int, default=32, help="at most this many frames")
-    p.add_argument("--min-pixels", type=int, default=100_352, help="minimum pixels per frame")
-    p.add_argument("--max-pixels", type=int, default=151_200, help="maximum pixels per frame")
+    from lit_videor2.data.sampling import FrameSampling
+
+    default = FrameSampling()  # the data module's frame settings: training's defaults
+    p.add_argument("--fps", type=float, default=None, help=f"frames sampled per second (default {default.fps})")
+    p.add_argument(
+        "--max-frames", type=int, default=None, help=f"at most this many frames (default {default.max_frames})"
+    )
+    p.add_argument(
+        "--min-pixels", type=int, default=None, help=f"minimum pixels per frame (default {default.min_pixels})"
+    )
+    p.add_argument(
+        "--max-pixels", type=int, default=None, help=f"maximum pixels per frame (default {default.max_pixels})"
+    )
     p.add_argument("--max-new-tokens", type=int, default=512, help="generation budget (greedy)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--backend", default="pyav", choices=["pyav", "torchcodec", "decord"], help="video decoder")
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=["pyav", "torchcodec", "decord"],
+        help="video decoder (default: the data module's)",
+    )
     return p
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from lit_videor2.errors import UserError
 from lit_videor2.evaluation.paper import PAPER_ADAPTERS, PAPER_BENCHMARKS, PAPER_ROWS, paper_benchmark
-from lit_videor2.evaluation.predictions import read_predictions
+from lit_videor2.evaluation.predictions import read_predictions, run_labels
 from lit_videor2.evaluation.tables import compute_results, results_markdown
 
 __all__ = ["CHARTS", "ReportError", "coverage_markdown", "main", "make_report", "summary_markdown"]
@@ -40,19 +40,6 @@ GROUP_TITLES = ("Generic", "Reasoning", "Overall")
 
 def _fmt(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f}"
-
-
-def _labels(files: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
-    if labels:
-        if len(labels) != len(files):
-            raise ReportError(f"--labels: got {len(labels)} labels for {len(files)} predictions files")
-        return list(labels)
-    names = [f.parent.name or f.stem for f in files]
-    if len(set(names)) < len(names):
-        names = [f"{n}/{f.stem}" for n, f in zip(names, files)]
-    if len(set(names)) < len(names):
-        names = [str(f) for f in files]
-    return names
 
 
 def _paper_as_results(row: dict[str, float | None]) -> dict[str, Any]:
@@ -158,7 +145,7 @@ def make_report(
     """
     files = [Path(p) for p in predictions]
     runs: dict[str, dict[str, Any]] = {}
-    for label, f in zip(_labels(files, labels), files):
+    for label, f in zip(run_labels(files, labels), files):
         rows = read_predictions(f)
         if not rows:
             raise ReportError(f"{f}: no predictions (missing or empty file)")

@@ -116,3 +116,41 @@ def test_lettered_keeps_existing_letters():
 def test_ask_missing_video(tiny_model_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="video not found"):
         cli_main(_argv(tiny_model_dir, tmp_path / "none.mp4"))
+
+
+def test_ask_batch_is_the_data_modules(tiny_model_dir, synth_video, tmp_path, monkeypatch):
+    """``ask`` builds its batch through the data module's path: the same tensors as a ``predict`` batch of the
+    same record with the same frame settings (issue 28: it rebuilt the pipeline by hand)."""
+    import torch
+
+    from lit_videor2.data.datamodule import VideoDataModule
+    from lit_videor2.data.sampling import FrameSampling
+
+    seen = {}
+
+    def fake_generate(model, tokenizer, batch, settings, **kwargs):
+        seen["batch"] = batch
+        return generation.Completions([FIXED], None, [0])
+
+    monkeypatch.setattr(generation, "generate_completions", fake_generate)
+    cli_main(_argv(tiny_model_dir, synth_video))
+    record = {
+        "id": "ask",
+        "video": str(synth_video),
+        "conversations": [
+            {"from": "human", "value": "<video>\nWhat appears first?"},
+            {"from": "gpt", "value": "<answer>A</answer>"},
+        ],
+    }
+    (tmp_path / "one.json").write_text(json.dumps([record]))
+    sampling = FrameSampling(fps=1, min_frames=4, max_frames=4, min_pixels=3136, max_pixels=3136)
+    dm = VideoDataModule(
+        processor=str(tiny_model_dir), predict_file=str(tmp_path / "one.json"), num_workers=0, sampling=sampling
+    )
+    expected = next(iter(dm.predict_dataloader()))
+    got = seen["batch"]
+    tensors = [k for k, v in expected.items() if isinstance(v, torch.Tensor)]
+    assert "prompt_input_ids" in tensors and set(tensors) <= set(got)
+    for key in tensors:
+        torch.testing.assert_close(got[key], expected[key], atol=0, rtol=0, msg=key)
+    assert got["columns"]["frame_times"] == expected["columns"]["frame_times"]

@@ -34,7 +34,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from tests.collectives import count_all_gathers  # noqa: E402
+from bench.collectives import count_all_gathers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

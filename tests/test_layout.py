@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lit_videor2"
+BENCH = PACKAGE.parent / "bench"
 #: Packages a product module (``models/``, ``data/``) must never import: the stages and the demo fixtures.
 UPWARD = ("lit_videor2.modules", "lit_videor2.evaluation", "lit_videor2.demo")
 #: The rooms of the package (a subpackage or a top-level module), floor by floor: a room imports only rooms on lower
@@ -159,6 +160,17 @@ def test_no_module_import_circle():
             assert circle is None, "import circle: " + " -> ".join(circle)
 
 
+def test_bench_imports_only_the_package():
+    """Timing scripts import the package (and each other), never the tests: a shared helper lives in ``bench/``."""
+    bad = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path in sorted(BENCH.glob("*.py"))
+        for line, name in imported_modules(path.read_text(encoding="utf-8"), f"bench.{path.stem}")
+        if name == "tests" or name.startswith("tests.")
+    ]
+    assert not bad, "bench/ imports tests/:\n" + "\n".join(bad)
+
+
 #: Classes that checkpoints pickle (the modules' and the data module's hyper-parameters), at the paths pickles name:
 #: old checkpoints load only while these resolve (a class that moves leaves a re-export behind).
 PICKLED = {
@@ -176,3 +188,14 @@ def test_pickled_classes_resolve_at_their_old_paths(module):
     found = importlib.import_module(module)
     missing = [name for name in PICKLED[module] if not isinstance(getattr(found, name, None), type)]
     assert not missing, f"{module} no longer has {missing}: checkpoints that pickled them would not load"
+
+
+def test_the_house_in_the_docs_is_the_one_tested():
+    """``docs/development.md#the-house`` lists the rooms on the floors of :data:`FLOORS`."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "development.md").read_text(encoding="utf-8")
+    documented: dict[int, set[str]] = {}
+    for floor, rooms in re.findall(r"^\| (\d+) \| ([^|]+) \|", text, flags=re.M):
+        documented.setdefault(int(floor), set()).update(re.findall(r"`([\w]+)`", rooms))
+    assert documented == {i: set(rooms) for i, rooms in enumerate(FLOORS)}

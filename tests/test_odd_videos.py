@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.video_matrix import ONE, W30, clockwise_matrix, set_display_matrix
 from lit_videor2.data.dataset import SkippedSample, VideoDataset
 from lit_videor2.data.decoding import VideoDecodeError, decode_video
 from lit_videor2.data.frames import FrameLoader
 from lit_videor2.data.records import VideoRecord
 from lit_videor2.data.sampling import FrameSampling, FrameSizeError, resized_hw
-from tests.video_matrix import ONE, W30, clockwise_matrix, set_display_matrix
 
 av = pytest.importorskip("av")
 

@@ -190,3 +190,22 @@ def test_compare_paper_shows_coverage_of_the_eleven_benchmarks(tmp_path):
     assert "Coverage" not in make_report([run], tmp_path / "out2")["markdown"]
     with pytest.raises(ReportError):
         make_report([tmp_path / "missing.jsonl"], tmp_path / "out3")
+
+
+def test_report_and_viewer_name_runs_by_one_rule(tmp_path):
+    """The viewer names predictions runs as the report does (issue 28: the two rules had drifted apart)."""
+    from lit_videor2.evaluation.predictions import run_labels
+    from lit_videor2.view import build
+
+    assert build.run_labels is run_labels
+    a, b = tmp_path / "a" / "eval" / "sft.jsonl", tmp_path / "b" / "eval" / "grpo.jsonl"
+    assert run_labels([tmp_path / "sft" / "predictions.jsonl", tmp_path / "grpo" / "predictions.jsonl"]) == [
+        "sft",
+        "grpo",
+    ]
+    assert run_labels([a, b]) == ["eval/sft", "eval/grpo"]  # same folder name: folder/file stem
+    same = [tmp_path / "a" / "eval" / "p.jsonl", tmp_path / "b" / "eval" / "p.jsonl"]
+    assert run_labels(same) == [str(p) for p in same]  # still the same: the full paths
+    assert run_labels([a, b], ["x", "y"]) == ["x", "y"]
+    with pytest.raises(ValueError, match="2 labels for 1"):
+        run_labels([a], ["x", "y"])

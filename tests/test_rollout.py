@@ -361,3 +361,20 @@ def test_vision_tower_calls(model, batch, eos):
     assert counter.videos == 2 * G  # each completion row has its own video copy
     sequence_logprobs(model, plain, reuse_vision=False, share_prompt=False)
     assert counter.videos == 4 * G
+
+
+def test_decode_completions_stops_at_the_first_stop_token():
+    """GRPO and evaluation decode completions by one rule: each row up to and including its first stop token, so a
+    token after it (pad, or anything the tokenizer would not drop) never reaches a reward or a predictions file."""
+    from lit_videor2.rollout import Rollout, decode_completions
+    from lit_videor2.rollout.decoding import completion_mask_from_eos
+
+    class JoiningTokenizer:
+        def batch_decode(self, rows, skip_special_tokens):
+            assert skip_special_tokens
+            return [" ".join(str(int(t)) for t in row) for row in rows]
+
+    ids = torch.tensor([[5, 6, 2, 5, 5], [7, 8, 9, 4, 3], [2, 9, 9, 9, 9]])
+    mask, truncated = completion_mask_from_eos(ids, [2])
+    rollout = Rollout(None, 1, ids, mask, truncated, torch.zeros(3, 3, 5, dtype=torch.long))
+    assert decode_completions(JoiningTokenizer(), rollout) == ["5 6 2", "7 8 9 4 3", "2"]

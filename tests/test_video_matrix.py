@@ -1,6 +1,6 @@
 """Frames at the right time on files made the way users' files are made: by the ffmpeg command line.
 
-Every clip (``tests/video_matrix.py``) paints its frame index into its pixels, so each test reads back which frame it
+Every clip (``bench/video_matrix.py``) paints its frame index into its pixels, so each test reads back which frame it
 got and checks it against the time reported for it and the time asked for, within half a frame. The default backend
 must be right on every case; the other backends must behave as ``docs/data.md``'s table (made by
 ``bench/decode_accuracy.py`` from the same matrix) says.
@@ -16,11 +16,11 @@ import re
 import numpy as np
 import pytest
 
+from bench.video_matrix import backend_outcome, broken_cases, cases, decode_at, ffmpeg_available, frame_problems
 from lit_videor2.data.datamodule import VideoDataModule
 from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError
 from lit_videor2.data.sampling import FrameSampling, sample_times
 from tests.fixtures import tiny_model_dir, tiny_models  # noqa: F401
-from tests.video_matrix import backend_outcome, broken_cases, cases, decode_at, ffmpeg_available, frame_problems
 
 #: CI sets LIT_VIDEOR2_REQUIRE_FFMPEG=1: without the ffmpeg command line these tests then fail instead of skipping.
 pytestmark = pytest.mark.skipif(

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.data.records import question_with_options
 from lit_videor2.errors import UserError
 
 LETTERS = string.ascii_uppercase
@@ -263,7 +264,7 @@ def make_record(
 ) -> dict[str, Any]:
     """One Video-R2-schema record. ``answer``: the letter (multiple choice), a number or free text."""
     question = question.strip()
-    human = question if not options else question + "\nOptions:\n" + "\n".join(options)
+    human = question_with_options(question, options)
     rec: dict[str, Any] = {
         "id": record_id,
         "video": video,

@@ -17,7 +17,7 @@ from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import ConcatVideoDataset, MixedSamplingDataset, VideoDataset
 from lit_videor2.data.frames import FrameLoader, Overlay
-from lit_videor2.data.records import REASONING_INSTRUCTION
+from lit_videor2.data.records import REASONING_INSTRUCTION, VideoRecord
 from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, loader_batches
 from lit_videor2.data.sampling import FrameSampling
 from lit_videor2.data.schema import OnError, RecordError, load_records
@@ -210,6 +210,13 @@ class VideoDataModule(L.LightningDataModule):
             on_error=self.on_error,
             cache_dir=self.cache_dir,
         )
+
+    def prompt_batch(self, records: list[VideoRecord], video_root: str | Path = ".") -> dict[str, Any]:
+        """One prompt batch of ``records``, built as the prompt dataloaders build theirs: :attr:`frame_loader`
+        (``sampling``, backend, overlay, cache) and the ``prompt`` collator (system prompt, instruction, limits).
+        Video paths are relative to ``video_root`` (this module's, else the argument). What ``ask`` runs."""
+        dataset = VideoDataset(records, self.video_root or video_root, self.frame_loader, self.on_error)
+        return self.collator("prompt")([dataset[i] for i in range(len(dataset))])
 
     def build_dataset(self, split: Split) -> VideoDataset:
         file = self.files[split]

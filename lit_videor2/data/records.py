@@ -23,6 +23,7 @@ column               meaning
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,13 @@ REASONING_INSTRUCTION = (
     "Provide your detailed reasoning between the <think> and </think> tags, "
     "and then give your final answer between the <answer> and </answer> tags."
 )
+
+
+def question_with_options(question: str, options: Sequence[str] = ()) -> str:
+    """The question text a record shows the model: ``question`` and, when there are options, a line ``Options:``
+    and one line per option (as given: ``"A. red"``). The one formatter of it (annotation schemas, benchmark
+    converters, ``ask``)."""
+    return question if not options else question + "\nOptions:\n" + "\n".join(options)
 
 
 @dataclass

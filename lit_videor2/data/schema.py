@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lit_videor2.data.records import VideoRecord
+from lit_videor2.data.records import VideoRecord, question_with_options
 from lit_videor2.errors import UserError
 from lit_videor2.problem_types import UnknownProblemTypeError, canonical_problem_type
 from lit_videor2.text import strip_answer_tags
@@ -193,7 +193,7 @@ def _from_video_r1(raw: dict, where: str, default_id: str) -> VideoRecord:
     solution = _text(_require(raw, "solution", where), "solution", where, allow_number=True)
     video = _text(_require(raw, "path", where), "path", where)
     options = _options(raw.get("options"), where) or []
-    question = problem if not options else problem + "\nOptions:\n" + "\n".join(options)
+    question = question_with_options(problem, options)
     process = raw.get("process")
     if process is not None:
         process = _text(process, "process", where)

@@ -63,6 +63,7 @@ __all__ = [
     "read_predictions",
     "repair_partial_line",
     "row_key",
+    "run_labels",
     "skipped_file",
     "write_predictions",
 ]
@@ -72,6 +73,27 @@ log = logging.getLogger(__name__)
 
 class PredictionsFileError(UserError, ValueError):
     """A predictions file with a line that is not JSON in the middle (not a torn last line, which is repaired)."""
+
+
+class RunLabelsError(UserError, ValueError):
+    """``--labels`` does not name every predictions file once."""
+
+
+def run_labels(files: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[str]:
+    """The names of predictions runs, one rule for ``report`` and ``view``: the ``--labels`` given (one per file),
+    else each file's folder name; where two runs share a folder name, ``folder/file stem``; where those still
+    collide, the full paths."""
+    files = [Path(f) for f in files]
+    if labels:
+        if len(labels) != len(files):
+            raise RunLabelsError(f"--labels: got {len(labels)} labels for {len(files)} predictions files")
+        return list(labels)
+    names = [f.parent.name or f.stem for f in files]
+    if len(set(names)) < len(names):
+        names = [f"{n}/{f.stem}" for n, f in zip(names, files)]
+    if len(set(names)) < len(names):
+        names = [str(f) for f in files]
+    return names
 
 
 #: Columns of a batch (``batch["columns"]``) copied into each predictions row.

@@ -1,4 +1,7 @@
-"""The only place the project calls ``from_pretrained`` for processors (models: :mod:`lit_videor2.distributed.loading`)."""
+"""The only place the project calls ``from_pretrained`` for processors.
+
+Models are loaded in :mod:`lit_videor2.distributed.loading`.
+"""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ implementation, what to freeze and whether to add LoRA adapters (peft).
 :func:`~lit_videor2.distributed.loading.load_policy` turns it into a model;
 :func:`~lit_videor2.distributed.sharding.shard_policy` applies FSDP2 and
 :func:`~lit_videor2.distributed.sharding.gathered_for_generation` gathers its weights for a generation call.
-:func:`inner_model`, :func:`vision_tower`, :func:`language_model` and :func:`decoder_layers` name its parts. Qwen2.5-VL is
-first-class; Qwen2-VL and Qwen3-VL load through the same path (``AutoModelForImageTextToText``) and share the
-module layout ``model.visual`` / ``model.language_model``.
+:func:`inner_model`, :func:`vision_tower`, :func:`language_model` and :func:`decoder_layers` name its parts.
+Qwen2.5-VL is first-class; Qwen2-VL and Qwen3-VL load through the same path (``AutoModelForImageTextToText``)
+and share the module layout ``model.visual`` / ``model.language_model``.
 """
 
 from __future__ import annotations

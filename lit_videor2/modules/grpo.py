@@ -32,7 +32,14 @@ from lit_videor2.losses.grpo import GRPOLossStats
 from lit_videor2.models.policy import PolicySpec, inner_model
 from lit_videor2.modules.base import PolicyModule
 from lit_videor2.rewards import RewardComposition, component_stats
-from lit_videor2.rollout import PromptBatch, Rollout, generate_group, sequence_logprobs, special_token_kwargs
+from lit_videor2.rollout import (
+    PromptBatch,
+    Rollout,
+    decode_completions,
+    generate_group,
+    sequence_logprobs,
+    special_token_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +243,9 @@ class GRPOModule(PolicyModule):
             )
 
     def decode(self, rollout: Rollout) -> list[str]:
-        """Completion texts (tokens up to and including EOS; special tokens dropped)."""
-        ids, mask = rollout.completion_ids.cpu(), rollout.completion_mask.cpu().bool()
-        return [self.tokenizer.decode(row[m], skip_special_tokens=True) for row, m in zip(ids, mask)]
+        """Completion texts (tokens up to and including EOS; special tokens dropped), as evaluation decodes them
+        (:func:`~lit_videor2.rollout.engine.decode_completions`)."""
+        return decode_completions(self.tokenizer, rollout)
 
     def score(
         self, completions: list[str], columns: dict[str, list[Any]]

@@ -54,7 +54,7 @@ from lit_videor2.rollout.decoding import (
     special_token_kwargs,
     stop_token_ids,
 )
-from lit_videor2.rollout.engine import Completions, GenerationSettings, generate_completions
+from lit_videor2.rollout.engine import Completions, GenerationSettings, decode_completions, generate_completions
 from lit_videor2.rollout.generation import generate_group
 from lit_videor2.rollout.logprobs import sequence_logprobs
 
@@ -66,6 +66,7 @@ __all__ = [
     "Rollout",
     "build_logits_processors",
     "completion_mask_from_eos",
+    "decode_completions",
     "decode_loop",
     "generate_completions",
     "generate_group",

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from lit_videor2.models.policy import inner_model
-from lit_videor2.rollout.containers import PromptBatch
+from lit_videor2.rollout.containers import PromptBatch, Rollout
 from lit_videor2.rollout.decoding import special_token_kwargs
 from lit_videor2.rollout.generation import generate_group
 
-__all__ = ["Completions", "GenerationSettings", "generate_completions"]
+__all__ = ["Completions", "GenerationSettings", "decode_completions", "generate_completions"]
 
 
 @dataclass
@@ -72,6 +72,16 @@ class Completions(NamedTuple):
     """Tokens of each completion up to and including its first stop token (``T`` when it has none)."""
 
 
+def decode_completions(tokenizer: Any, rollout: Rollout) -> list[str]:
+    """The texts of a rollout's completions: each row's tokens up to and including its first stop token
+    (``completion_lengths``), special tokens dropped, in one ``batch_decode``. The one decoding of completions:
+    GRPO (rewards), validation, ``test`` and ``ask``."""
+    ids = rollout.completion_ids.cpu()
+    return tokenizer.batch_decode(
+        [row[:n] for row, n in zip(ids, rollout.completion_lengths.tolist())], skip_special_tokens=True
+    )
+
+
 @torch.no_grad()
 def generate_completions(
     model: nn.Module,
@@ -107,5 +117,5 @@ def generate_completions(
         gather_for_generation=gather_for_generation,
         **settings.engine_kwargs(),
     )
-    texts = tokenizer.batch_decode(rollout.completion_ids, skip_special_tokens=True)
+    texts = decode_completions(tokenizer, rollout)
     return Completions(texts, rollout.completion_ids, rollout.completion_lengths.tolist())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_videor2.data.decoding import DEFAULT_BACKEND
+from lit_videor2.evaluation.predictions import run_labels
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.view.loading import (
     completion_items,
@@ -66,18 +67,6 @@ class BuildReport:
     thumbnails_written: int = 0
     videos_failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def run_labels(paths: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
-    """Labels of predictions runs: as given, else the files' folder names (made unique)."""
-    if labels:
-        if len(labels) != len(paths):
-            raise ViewError(f"--labels: {len(labels)} labels for {len(paths)} predictions files")
-        return list(labels)
-    names = [p.parent.name or p.stem for p in paths]
-    if len(set(names)) < len(names):
-        names = [str(p) for p in paths]
-    return names
 
 
 def _video_path(video: str | None, root: Path | None, near: Path) -> Path | None:

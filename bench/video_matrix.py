@@ -8,7 +8,8 @@ resizing and non-square pixels, and its orientation shows whether a rotation tag
 
 Each :class:`Case` knows what a player shows: the content index and presentation time (seconds from the first shown
 frame) of every shown frame, the display size and the duration. ``expected_at(t)`` is the frame on screen at ``t``.
-Used by ``tests/test_video_matrix.py`` and ``bench/decode_accuracy.py`` (which writes the docs' table).
+Used by ``bench/decode_accuracy.py`` (which writes the docs' table) and by ``tests/test_video_matrix.py`` and
+``tests/test_odd_videos.py`` (which import it from here: ``bench/`` imports only the package, never ``tests/``).
 """
 
 from __future__ import annotations

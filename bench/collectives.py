@@ -1,4 +1,5 @@
-"""Count the all-gather collectives a process issues (FSDP2's weight gathers), for tests and bench scripts."""
+"""Count the all-gather collectives a process issues (FSDP2's weight gathers), for bench scripts and the tests (which
+import it from here: ``bench/`` imports only the package, never ``tests/``)."""
 
 from __future__ import annotations
 

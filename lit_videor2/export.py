@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lit_videor2.checkpoints.complete import require_complete
 from lit_videor2.checkpoints.resharding import check_checkpoint_files, read_full_checkpoint
 from lit_videor2.distributed.loading import load_policy
 from lit_videor2.models.policy import LoraSpec, PolicySpec
@@ -81,10 +82,12 @@ def policy_spec_from_hparams(hparams: Mapping[str, Any]) -> PolicySpec:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A Lightning checkpoint as a dict: a ``.ckpt`` file, or a sharded-checkpoint folder (consolidated in memory by
-    :func:`~lit_videor2.checkpoints.resharding.read_full_checkpoint`, the reader resume uses)."""
+    :func:`~lit_videor2.checkpoints.resharding.read_full_checkpoint`, the reader resume uses). A checkpoint that is
+    not whole (its save was interrupted) is refused in one line naming the newest whole one beside it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    require_complete(path)
     check_checkpoint_files(path)
     return read_full_checkpoint(path, weights_only=False)
 

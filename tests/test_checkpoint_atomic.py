@@ -196,3 +196,13 @@ def test_checkpoint_io_writes_beside_the_final_place(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert opened == [str(staging_path(tmp_path / "sub" / "x.ckpt"))]
     assert torch.load(tmp_path / "sub" / "x.ckpt")["a"].sum() == 2
+
+
+def test_export_refuses_a_cut_checkpoint(tmp_path):
+    from lit_videor2.export import read_checkpoint
+
+    whole = _file_ckpt(tmp_path / "step=1.ckpt", 1)
+    data = whole.read_bytes()
+    (tmp_path / "last.ckpt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(IncompleteCheckpointError, match=f"the newest complete checkpoint is {whole}"):
+        read_checkpoint(tmp_path / "last.ckpt")

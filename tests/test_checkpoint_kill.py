@@ -2,7 +2,9 @@
 
 Each run is SFT on the tiny model, a checkpoint after every step (``step=N.ckpt``, top 2 kept, and ``last.ckpt``),
 launched in a process group of its own (two FSDP2 ranks: Lightning's launcher starts rank 1 in that group). At the
-save of step ``KILL_AT`` the group is killed with SIGKILL (a lost node: nothing runs after it) at one point:
+save of step ``KILL_AT`` the group is killed with SIGKILL (a lost node: nothing runs after it), during the rewrite of
+``last.ckpt`` (the second save of that step, after ``step=3.ckpt``: the one the issue saw mixing two steps) or during
+``step=3.ckpt`` (nothing of step 3 whole), at one point:
 
 ==============  ===============================================================================================
 before          when the save starts (``on_save_checkpoint``), nothing of step ``KILL_AT`` written
@@ -37,6 +39,9 @@ from tests.test_resume_elsewhere import digest, full_weights, optimizer_digest, 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, KILL_AT = 5, 3
 POINTS = {1: ["before", "weights_state", "half_file"], 2: ["before", "between_shards", "weights_state", "half_file"]}
+#: (world, point, target): every point during the rewrite of last.ckpt, and a mid-save kill of step=3.ckpt.
+CASES = [(w, p, "last") for w, points in POINTS.items() for p in points] + [(1, "weights_state", "step")]
+CASES += [(2, "weights_state", "step")]
 
 
 class StepLog(L.Callback):
@@ -78,10 +83,10 @@ def _kill_group() -> None:
 
 
 class KillDuringSave(L.Callback):
-    """Kills the process group at ``point`` of the save of step ``step`` (see the module docstring)."""
+    """Kills the process group at ``point`` of the ``nth`` save of step ``step`` (see the module docstring)."""
 
-    def __init__(self, point: str, step: int) -> None:
-        self.point, self.step, self.armed = point, step, False
+    def __init__(self, point: str, step: int, nth: int) -> None:
+        self.point, self.step, self.nth, self.armed, self.seen = point, step, nth, False, 0
 
     def setup(self, trainer, pl_module, stage) -> None:
         import torch.distributed.checkpoint.filesystem as dcp_fs
@@ -139,7 +144,8 @@ class KillDuringSave(L.Callback):
         torch.save = save_or_kill
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        self.armed = checkpoint["global_step"] == self.step
+        self.seen += checkpoint["global_step"] == self.step
+        self.armed = checkpoint["global_step"] == self.step and self.seen == self.nth
         if self.armed and self.point == "before":
             _kill_group()
 
@@ -169,7 +175,8 @@ def sft_run(name: str, model_dir: str, data_dir: str, out: Path, *, fault: str |
         ),
     ]
     if fault:
-        callbacks.append(KillDuringSave(fault, KILL_AT))
+        point, target = fault.split(":")
+        callbacks.append(KillDuringSave(point, KILL_AT, nth=2 if target == "last" else 1))
     trainer = make_trainer(out, max_steps=STEPS, callbacks=callbacks, strategy=strategy(name), devices=world)
     if ckpt == "last":
         ckpt = resolve_last(trainer)
@@ -201,13 +208,21 @@ def reference(tmp_path_factory, tiny_model_dir, synth_dir):
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.parametrize(("world", "point"), [(w, p) for w, points in POINTS.items() for p in points])
-def test_killed_save_resumes_from_a_whole_checkpoint(tmp_path, tiny_model_dir, synth_dir, reference, world, point):
-    from lit_videor2.checkpoints.complete import IncompleteCheckpointError, newest_complete, require_complete
+@pytest.mark.parametrize(("world", "point", "target"), CASES)
+def test_killed_save_resumes_from_a_whole_checkpoint(
+    tmp_path, tiny_model_dir, synth_dir, reference, world, point, target
+):
+    from lit_videor2.checkpoints.complete import (
+        IncompleteCheckpointError,
+        is_complete,
+        newest_complete,
+        read_marker,
+        require_complete,
+    )
 
     name = "single" if world == 1 else "fsdp"
     killed, resumed, ckpt_dir = tmp_path / "killed", tmp_path / "resumed", tmp_path / "ckpt"
-    rc = launch(name, tiny_model_dir, synth_dir, killed, fault=point)
+    rc = launch(name, tiny_model_dir, synth_dir, killed, fault=f"{point}:{target}")
     assert rc == -signal.SIGKILL, "the fault did not fire"
     _, before = read_log(killed)
     assert max(before) == KILL_AT  # killed during the save of step KILL_AT, after its update
@@ -215,23 +230,29 @@ def test_killed_save_resumes_from_a_whole_checkpoint(tmp_path, tiny_model_dir, s
     # The interrupted checkpoint is refused in one line that names the newest complete one.
     newest = newest_complete([ckpt_dir])
     assert newest is not None
-    interrupted = [p for p in ckpt_dir.iterdir() if p.name.startswith(f".step={KILL_AT}.ckpt")]
+    interrupted = [p for p in ckpt_dir.iterdir() if p.name.startswith(".")]  # staging copies
     interrupted.append(ckpt_dir / f"step={KILL_AT}.ckpt")
     for path in interrupted:
-        if path.exists() and path.is_file() and point == "weights_state":
-            continue  # the staged file is whole (killed before its rename): loadable, nothing mixed
-        if path.is_dir() and (path / "complete.json").exists():
+        if is_complete(path):  # e.g. a staged file killed before its rename: whole, nothing mixed
             continue
         with pytest.raises(IncompleteCheckpointError) as err:
             require_complete(path)
         assert "\n" not in str(err.value) and str(newest) in str(err.value), str(err.value)
+
+    # The explicit path the docs give, last.ckpt, is the whole one of the step before (it was not rewritten in place).
+    last = ckpt_dir / "last.ckpt"
+    require_complete(last)
+    saved_step = read_marker(last).get("step") if last.is_dir() else torch.load(last, weights_only=False)["global_step"]
+    assert saved_step == KILL_AT - 1
 
     launch(name, tiny_model_dir, synth_dir, resumed, ckpt="last")
     for rank in range(world):
         start, after = read_log(resumed, rank)
         _, before = read_log(killed, rank)
         saved = start["start"]
-        assert saved in (KILL_AT - 1, KILL_AT), start
+        # The newest whole save: step 3 once step=3.ckpt (or a staged file) is whole, else step 2.
+        whole_3 = target == "last" or (world == 1 and point == "weights_state")
+        assert saved == (KILL_AT if whole_3 else KILL_AT - 1), start
         # Bitwise the state the killed run had after the saved step: weights, optimizer, step counter.
         assert (start["weights"], start["optim"]) == (before[saved]["weights"], before[saved]["optim"])
         assert sorted(after) == list(range(saved + 1, STEPS + 1))

@@ -32,19 +32,23 @@ class SlowSteps(L.Callback):
         time.sleep(self.seconds)
 
 
-def fit_command(model_dir: Path, data_dir: Path, root: Path, log: Path, ckpt: str | None = None) -> list[str]:
+def fit_command(
+    model_dir: Path, data_dir: Path, root: Path, log: Path, ckpt: str | None = None, world: int = 1
+) -> list[str]:
     callbacks = [
         {"class_path": "tests.test_checkpoint_kill.StepLog", "init_args": {"out": str(log)}},
         {"class_path": "tests.test_preemption.SlowSteps"},
         {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"every_n_train_steps": 1000}},
     ]
     cmd = [sys.executable, "-m", "lit_videor2", "fit", "--config", str(REPO / "configs" / "demo" / "sft.yaml")]
+    if world == 2:  # 2 FSDP2 CPU ranks (gloo); Lightning starts rank 1 in the same process group
+        cmd += ["--config", str(REPO / "configs" / "trainer" / "cpu_fsdp.yaml")]
     cmd += [
         *("--trainer.max_steps", str(STEPS), "--trainer.callbacks", json.dumps(callbacks)),
         *("--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--trainer.limit_val_batches", "0"),
         *("--trainer.enable_progress_bar", "false", "--model.init_args.policy.path", str(model_dir)),
         *("--data.train_file", str(data_dir / "train.json"), "--data.val_file", "null", "--data.cache_dir", "null"),
-        *("--data.batch_size", "2", "--data.num_workers", "1"),
+        *("--data.batch_size", str(2 // world), "--data.num_workers", "1"),
     ]
     return cmd + (["--ckpt_path", ckpt] if ckpt else [])
 
@@ -60,13 +64,16 @@ def _run(cmd: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_saves_exits_0_and_resumes_at_the_next_step(tmp_path, tiny_model_dir, synth_dir):
-    _run(fit_command(tiny_model_dir, synth_dir, tmp_path / "ref", tmp_path / "ref_log"))
-    _, reference = read_log(tmp_path / "ref_log")
+@pytest.mark.parametrize("world", [1, pytest.param(2, marks=pytest.mark.distributed)])
+def test_sigterm_to_the_process_group_saves_exits_0_and_resumes_at_the_next_step(
+    tmp_path, tiny_model_dir, synth_dir, world
+):
+    _run(fit_command(tiny_model_dir, synth_dir, tmp_path / "ref", tmp_path / "ref_log", world=world))
+    references = [read_log(tmp_path / "ref_log", rank)[1] for rank in range(world)]
 
     root, log = tmp_path / "run", tmp_path / "log"
     proc = subprocess.Popen(
-        fit_command(tiny_model_dir, synth_dir, root, log),
+        fit_command(tiny_model_dir, synth_dir, root, log, world=world),
         cwd=REPO,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -79,20 +86,23 @@ def test_sigterm_to_the_process_group_saves_exits_0_and_resumes_at_the_next_step
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before step 2"
         time.sleep(0.05)
     children = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) >= 2, "no DataLoader worker in the process group"
+    assert len(children) >= 2 * world, "not every rank's DataLoader worker is in the process group"
     os.killpg(proc.pid, signal.SIGTERM)  # as SLURM does: every process of the job
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-4000:]
-    _, killed = read_log(log)
-    saved = max(killed)
-    assert 2 <= saved < STEPS, killed.keys()
+    killed = [read_log(log, rank)[1] for rank in range(world)]
+    saved = max(killed[0])
+    assert 2 <= saved < STEPS, killed[0].keys()
+    assert all(max(k) == saved for k in killed), "the ranks stopped at different steps"
     ckpt = root / "checkpoints" / f"preempted-step={saved}.ckpt"
     assert is_complete(ckpt), sorted(p.name for p in (root / "checkpoints").iterdir())
+    assert ckpt.is_dir() == (world == 2)  # FSDP2 writes a distributed folder
 
-    _run(fit_command(tiny_model_dir, synth_dir, root, tmp_path / "log2", ckpt="last"))
-    start, resumed = read_log(tmp_path / "log2")
-    assert start["start"] == saved
-    assert (start["weights"], start["optim"]) == (killed[saved]["weights"], killed[saved]["optim"])
-    assert sorted(resumed) == list(range(saved + 1, STEPS + 1))
-    for step in resumed:
-        assert resumed[step]["ids"] == reference[step]["ids"], step
+    _run(fit_command(tiny_model_dir, synth_dir, root, tmp_path / "log2", ckpt="last", world=world))
+    for rank in range(world):
+        start, resumed = read_log(tmp_path / "log2", rank)
+        assert start["start"] == saved
+        assert (start["weights"], start["optim"]) == (killed[rank][saved]["weights"], killed[rank][saved]["optim"])
+        assert sorted(resumed) == list(range(saved + 1, STEPS + 1))
+        for step in resumed:
+            assert resumed[step]["ids"] == references[rank][step]["ids"], step

@@ -56,7 +56,13 @@ class CheckpointWriteError(UserError):
 
 
 def _write_error(final: Path, err: BaseException) -> CheckpointWriteError:
-    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
+    text = str(err)
+    if isinstance(err, OSError) and err.strerror:
+        reason = err.strerror
+    elif "No space left" in text:  # e.g. DCP's CheckpointException gathering a rank's ENOSPC (many lines)
+        reason = "No space left on device"
+    else:
+        reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     newest = newest_complete([final.parent])
     kept = f"the newest complete checkpoint is {newest}" if newest else "no earlier complete checkpoint is beside it"
     return CheckpointWriteError(f"could not write checkpoint {final}: {reason}; nothing was replaced, {kept}")

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.checkpoints.resharding import CheckpointError, check_checkpoint_files
 from lit_videor2.errors import UserError
 
 #: Written last into a distributed checkpoint folder, by rank 0, once every other file of it is on disk.
@@ -72,8 +73,6 @@ def incompleteness(path: str | Path) -> str | None:
         return "it does not exist"
     if not (path / MARKER).is_file() and _is_hidden_copy(path):
         return f"its save did not finish (no {MARKER})"
-    from lit_videor2.checkpoints.resharding import CheckpointError, check_checkpoint_files
-
     try:
         check_checkpoint_files(path)
     except CheckpointError as err:

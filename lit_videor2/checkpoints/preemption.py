@@ -14,7 +14,8 @@ collective (the ranks' all-gathers then go out of step). :class:`PreemptionCheck
   (``scontrol requeue``, as Lightning does); the requeued job resumes with ``--ckpt_path last``.
 
 SLURM signals every process of the job, DataLoader workers included: the data module's workers ignore SIGTERM and
-the requeue signal (:func:`lit_videor2.data.workers.ignore_preemption_signals`), so they keep serving batches until the step ends.
+the requeue signal (:func:`lit_videor2.data.workers.ignore_preemption_signals`), so they keep serving batches
+until the step ends.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 log = logging.getLogger(__name__)
 
 
-#: Signals a DataLoader worker ignores (its main process decides what a preemption means).
 def slurm_job_id() -> str | None:
     """The id ``scontrol requeue`` takes for this SLURM job (``<array job>_<task>`` for array jobs), or None."""
     array_job = os.environ.get("SLURM_ARRAY_JOB_ID")

@@ -12,13 +12,10 @@ from lit_videor2.data.decoding import VideoDecodeError, decode_video
 from tests.fixtures import synth_dir, synth_records  # noqa: F401
 from tests.helpers import assert_frame_shows
 
+MODULES = {"pyav": "av"}
 BACKENDS = [
-    "decord",
-    "pyav",
-    pytest.param(
-        "torchcodec",
-        marks=pytest.mark.skipif(importlib.util.find_spec("torchcodec") is None, reason="torchcodec not installed"),
-    ),
+    pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(MODULES.get(b, b)) is None, reason=f"{b} missing"))
+    for b in decoding.BACKENDS
 ]
 
 
@@ -33,7 +30,7 @@ def test_backend_frames_show_scene_at_their_times(backend, synth_dir, synth_reco
         dec = decode_video(synth_dir / rec["video"], every_5th, backend=backend, fallback=None)
         scene = rec["scene"]
         assert dec.backend == backend
-        assert dec.average_fps == pytest.approx(scene["fps"])
+        assert dec.timeline.average_fps == pytest.approx(scene["fps"])
         assert dec.num_frames == scene["duration"] * scene["fps"]
         assert dec.duration == pytest.approx(scene["duration"])
         assert dec.indices == list(range(0, dec.num_frames, 5))
@@ -65,7 +62,7 @@ def test_decord_and_pyav_agree(synth_dir, synth_records):  # noqa: F811
 
 
 def test_fallback_when_the_backend_fails(synth_dir, synth_records, monkeypatch):  # noqa: F811
-    def broken(path, times_fn):
+    def broken(path, times_fn, size=None):
         raise RuntimeError("pyav exploded")
 
     monkeypatch.setitem(decoding.BACKENDS, "pyav", broken)
@@ -78,7 +75,7 @@ def test_fallback_when_the_backend_fails(synth_dir, synth_records, monkeypatch):
 
 
 def test_fallback_when_the_backend_is_not_installed(synth_dir, synth_records, monkeypatch):  # noqa: F811
-    def missing(path, times_fn):
+    def missing(path, times_fn, size=None):
         raise ImportError("No module named 'torchcodec'")
 
     monkeypatch.setitem(decoding.BACKENDS, "torchcodec", missing)

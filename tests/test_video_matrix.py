@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from lit_videor2.data.datamodule import VideoDataModule
+from lit_videor2.data.decoding import BACKENDS as BACKEND_NAMES
 from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError
 from lit_videor2.data.sampling import FrameSampling, sample_times
 from tests.fixtures import tiny_model_dir, tiny_models  # noqa: F401
@@ -45,7 +46,7 @@ def _installed(backend: str) -> bool:
 
 BACKENDS = [
     pytest.param(b, marks=pytest.mark.skipif(not _installed(b), reason=f"{b} not installed"))
-    for b in ("pyav", "torchcodec", "decord")
+    for b in BACKEND_NAMES
 ]
 
 #: Where a backend other than the default is known to fail (docs/data.md, "Video backends"): ``error`` = refuses the
@@ -205,10 +206,10 @@ def test_a_seek_that_lands_late_is_redone_from_the_start(clips, monkeypatch):
     calls = []
     decode_pts = decoding._decode_pts
 
-    def late(container, stream, scan, wanted, path, *, seek=True):
+    def late(container, stream, scan, wanted, path, put, *, seek=True):
         calls.append(seek)
         gop = int(scan.keyframes[1] - scan.keyframes[0])
-        return decode_pts(_LateSeeks(container, gop), stream, scan, wanted, path, seek=seek)
+        return decode_pts(_LateSeeks(container, gop), stream, scan, wanted, path, put, seek=seek)
 
     monkeypatch.setattr(decoding, "_decode_pts", late)
     dec, targets = decode_at(clips(case), "pyav", _grid)

@@ -74,9 +74,11 @@ DEFAULT_DECODE_TIME_LIMIT = 120.0
 #: ``docs/data.md`` for the measured difference).
 PYAV_INTERPOLATION = "BICUBIC"
 
-#: Codecs whose frames nothing references (``nal_ref_idc == 0``) are skipped between wanted frames: their packet
-#: timestamps are their frames' timestamps, so a wanted frame is never among the skipped.
-SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
+#: Codecs PyAV decodes with frame threads (:data:`DECODE_THREADS`) and whose frames nothing references
+#: (``nal_ref_idc == 0``) it skips between wanted frames (their packet timestamps are their frames', so a wanted frame
+#: is never among the skipped). Others decode as before, one frame at a time: FFmpeg 7's Theora decoder, for one,
+#: returns wrong frames after a seek with frame threads (tests/test_video_matrix.py).
+FAST_CODECS = frozenset({"h264", "hevc"})
 
 
 class VideoDecodeTimeout(VideoDecodeError):
@@ -232,7 +234,7 @@ def _decode_pts(container, stream, scan: StreamScan, wanted: list[int], path: st
     """Call ``put(pts, frame)`` for every wanted presentation timestamp (ascending), decoding forward from the nearest
     keyframe before each one (``seek=False``: from the start, in one pass, nothing skipped). A wanted frame the
     decoder passes without producing (a seek that landed late, a dropped frame) raises ``LookupError``."""
-    keep = set(wanted) if seek and stream.codec_context.name in SKIP_NONREF_CODECS else None
+    keep = set(wanted) if seek and stream.codec_context.name in FAST_CODECS else None
     pending = set(wanted)
     frames = None
     position: int | None = None  # pts of the last decoded frame
@@ -288,8 +290,9 @@ def decode_pyav(path: str, times_fn: TimesFn, size: SizeFn | None = None) -> Dec
 
         with av.open(path) as container:
             stream = container.streams[scan.index]
-            stream.thread_type = "AUTO"  # frame threads: decoding forward through a GOP pays
-            stream.codec_context.thread_count = DECODE_THREADS
+            if stream.codec_context.name in FAST_CODECS:
+                stream.thread_type = "AUTO"  # frame threads: decoding forward through a GOP pays
+                stream.codec_context.thread_count = DECODE_THREADS
             try:
                 _decode_pts(container, stream, scan, wanted, path, put, seek=seek)
                 return out.result()
@@ -311,7 +314,7 @@ def decode_torchcodec(path: str, times_fn: TimesFn, size: SizeFn | None = None) 
     tb = float(scan.time_base)
     # Ask for the middle of each frame's display interval: a frame's exact start may round to the one before.
     ends = np.append(scan.pts[1:], scan.end)
-    dec = VideoDecoder(path, stream_index=scan.index, seek_mode="exact", num_ffmpeg_threads=DECODE_THREADS)
+    dec = VideoDecoder(path, stream_index=scan.index, seek_mode="exact")  # 1 thread: with 2, wrong frames (matrix)
     rotation, _ = display_tags(path, scan.index)  # rejects mirrored or odd matrices
     turn = rotation if rotation and not getattr(dec.metadata, "rotation", None) else 0  # 0.17 turns frames itself
     out = _Frames(path, timeline, idx, "torchcodec", size, scan.sample_aspect)
@@ -471,24 +474,37 @@ class _DecoderProcess:
                 f"decode_video with a time limit sends times_fn and size to a child process, so they must pickle "
                 f"(module-level functions or bound methods): {e}"
             ) from e
+        # The child acknowledges once it has unpickled the request (importing what the functions need): the limit
+        # counts the decode, not a cold interpreter's imports (bounded apart).
+        if not self.conn.poll(max(limit, STARTUP_LIMIT)) or self._reply() != ("started", None):
+            self.stop()
+            raise VideoDecodeError(f"{path}: the decoding process did not take the request in {STARTUP_LIMIT:g} s")
         if not self.conn.poll(limit):
             self.stop()
             raise VideoDecodeTimeout(
                 f"{path}: decoding took longer than the time limit of {limit:g} s (data.decode_time_limit); "
                 f"the decoding process was killed"
             )
-        try:
-            status, value = self.conn.recv()
-        except (EOFError, OSError) as e:
-            code = self.proc.wait()
-            self.stop()
-            raise VideoDecodeError(f"{path}: the decoding process died (exit code {code}) ({type(e).__name__})") from e
+        status, value = self._reply()
+        if status == "died":
+            raise VideoDecodeError(f"{path}: the decoding process died ({value})")
         if status == "error":
             raise value
         return value
 
+    def _reply(self) -> tuple[str, Any]:
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError) as e:  # killed by the OOM killer, a crash in native code
+            code = self.proc.wait()
+            self.stop()
+            return "died", f"exit code {code}, {type(e).__name__}"
+
 
 _process: _DecoderProcess | None = None
+
+#: Seconds a decoding process may take to start and unpickle a request (imports), apart from the decode's limit.
+STARTUP_LIMIT = 300.0
 
 
 def _decoder_process() -> _DecoderProcess:
@@ -525,6 +541,11 @@ def _serve(fd: int, parent: int) -> None:
             fn, args = conn.recv()
         except (EOFError, OSError):
             return
+        except Exception as e:  # noqa: BLE001 - a request that does not unpickle here (a module missing)
+            conn.send(("started", None))
+            conn.send(("error", RuntimeError(f"the decoding process cannot read the request: {type(e).__name__}: {e}")))
+            continue
+        conn.send(("started", None))
         try:
             reply = ("ok", fn(*args))
         except Exception as e:  # noqa: BLE001 - the caller raises it

@@ -320,12 +320,14 @@ def decode_torchcodec(path: str, times_fn: TimesFn, size: SizeFn | None = None) 
     out = _Frames(path, timeline, idx, "torchcodec", size, scan.sample_aspect)
     for i in sorted(set(idx)):
         pts = int(scan.pts[i])
-        frame = dec.get_frame_played_at((pts + int(ends[i])) / 2 * tb)
-        if abs(frame.pts_seconds - pts * tb) > min(tb, 1e-3):
+        # A batch of one: torchcodec 0.17's get_frame_played_at returns the next frame on some files (the matrix).
+        frame = dec.get_frames_played_at([(pts + int(ends[i])) / 2 * tb])
+        got = float(frame.pts_seconds[0])
+        if abs(got - pts * tb) > min(tb, 1e-3):
             raise VideoDecodeError(
-                f"{path}: torchcodec returned the frame at {frame.pts_seconds:.4f} s for the one at {pts * tb:.4f} s"
+                f"{path}: torchcodec returned the frame at {got:.4f} s for the one at {pts * tb:.4f} s"
             )
-        hwc = frame.data.permute(1, 2, 0)  # [H, W, 3]
+        hwc = frame.data[0].permute(1, 2, 0)  # [H, W, 3]
         out.add(i, tuple(hwc.shape[:2]), turn, rotation, lambda h, w, x=hwc: resize_rgb(x, (h, w)))
     return out.result()
 

@@ -7,7 +7,8 @@ Rows (clips made by the ffmpeg command line: ``testsrc2``, x264 ``-preset veryfa
 
 * ``720p-3min``: 1280x720, 180 s; ``1080p-1min``: 1920x1080, 60 s; ``4k-10s``: 3840x2160, 10 s; all at the data
   module's default sampling (2 fps, at most 32 frames, 100,352-151,200 px, Qwen2.5-VL's factor 28);
-* ``phone-4k``: 3840x2160 stored, shown portrait (a 90 degree rotation tag), a variable frame rate, an AAC track;
+* ``phone-4k``: 3840x2160 stored, shown portrait (a 90 degree rotation tag), a variable frame rate (frames 1/30 to
+  3/30 s apart, 12.3 s), an AAC track;
 * ``1080p-10min`` (``--big``): 1920x1080, 600 s, at the reference's SFT sampling (1 fps, at most 128 frames).
 
 Columns, each run in a fresh process, interleaved (A B C D, A B C D, ...), medians of ``--runs``:
@@ -48,11 +49,10 @@ ROWS = {
     "720p-3min": (["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "180", *X264], FrameSampling()),
     "1080p-1min": (["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", "60", *X264], FrameSampling()),
     "4k-10s": (["-f", "lavfi", "-i", "testsrc2=size=3840x2160:rate=30", "-t", "10", *X264], FrameSampling()),
-    "phone-4k": (
+    "phone-4k": (  # made by make_clip: this, a display matrix patched in, an AAC track muxed
         [
-            *["-f", "lavfi", "-i", "testsrc2=size=3840x2160:rate=30", "-f", "lavfi", "-i", "sine=frequency=440"],
-            *["-t", "10", "-vf", "setpts='(N+0.4*sin(0.7*N))/30/TB'", "-fps_mode", "vfr", *X264],
-            *["-c:a", "aac", "-metadata:s:v:0", "rotate=90", "-shortest"],
+            *["-t", "10", "-f", "lavfi", "-i", "testsrc2=size=3840x2160:rate=30"],
+            *["-vf", "setpts='(N+floor(N/7)+floor(N/11))/30/TB'", "-fps_mode", "vfr", *X264],
         ],
         FrameSampling(),
     ),
@@ -63,10 +63,21 @@ METHODS = ["data path", "plain decode", "data path, torchcodec", "data path, dec
 
 
 def make_clip(name: str, workdir: Path) -> Path:
+    """The row's clip (made once). ``phone-4k``: frames 1/30-3/30 s apart, shown turned 90 degrees clockwise (the
+    ``tkhd`` matrix a phone writes; Debian's FFmpeg 5.1 cannot write it, so it is patched in), a 440 Hz AAC track."""
+    from tests.video_matrix import clockwise_matrix, set_display_matrix
+
     path = workdir / f"{name}.mp4"
     if not path.is_file():
         tmp = path.with_suffix(".tmp.mp4")
         subprocess.run(["ffmpeg", "-y", "-v", "error", *ROWS[name][0], str(tmp)], check=True)
+        if name == "phone-4k":
+            set_display_matrix(tmp, clockwise_matrix(90, 3840, 2160))
+            audio = ["-f", "lavfi", "-i", "sine=frequency=440", "-map", "0:v", "-map", "1:a", "-shortest"]
+            muxed = path.with_suffix(".mux.mp4")
+            cmd = ["ffmpeg", "-y", "-v", "error", "-i", str(tmp), *audio, "-c:v", "copy", "-c:a", "aac", str(muxed)]
+            subprocess.run(cmd, check=True)
+            muxed.rename(tmp)
         tmp.rename(path)
     return path
 

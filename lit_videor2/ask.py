@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.data.decoding import BACKENDS, DEFAULT_BACKEND
 from lit_videor2.text import TimeMention, extract_answer, extract_think, find_timestamps, resolve_option_letter
 
 _LETTERED_RE = re.compile(r"^\s*\(?[A-Z][.):]\s")
@@ -228,7 +229,7 @@ def build_parser(prog: str = "lit_videor2 ask") -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512, help="generation budget (greedy)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--backend", default="pyav", choices=["pyav", "torchcodec", "decord"], help="video decoder")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS), help="video decoder")
     return p
 
 

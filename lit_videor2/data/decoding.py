@@ -17,8 +17,16 @@ presentation time. Nothing assumes a constant frame rate: times are the frames' 
   see ``docs/data.md``), and its frames cannot be checked, so it is not the default.
 
 Rotation tags are applied by every backend (frames come upright, as players show them). Non-square pixels are
-reported (:attr:`DecodedVideo.sample_aspect`) and widened to the display aspect when frames are resized
-(:attr:`DecodedVideo.display_hw`).
+reported (:attr:`DecodedVideo.sample_aspect`) and widened to the display aspect (:attr:`DecodedVideo.display_hw`)
+when a size is asked for.
+
+Memory is bounded by the returned frames: with ``size``, each decoded frame is brought to the returned size as it
+arrives (PyAV: one swscale pass; torchcodec and decord: one full-size frame at a time, resized) and written into the
+output array, so one source-size frame is alive at a time beside the decoder's own buffers.
+
+With ``time_limit``, the decode runs in a child process of the caller that is killed past the limit
+(:class:`VideoDecodeTimeout`), so a decoder stuck in native code, where Python timers and signal handlers never run,
+cannot stall a DataLoader worker.
 """
 
 from __future__ import annotations

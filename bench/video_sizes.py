@@ -38,9 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_videor2.data import decoding  # noqa: E402
-from lit_videor2.data.frames import FrameLoader  # noqa: E402
-from lit_videor2.data.sampling import FrameSampling, resized_hw, sample_times  # noqa: E402
+from lit_videor2.data import decoding  # noqa: E402  (light: the decoding process imports this module too)
+from lit_videor2.data.sampling import FrameSampling  # noqa: E402
 
 SFT = FrameSampling(fps=1.0, max_frames=128)
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
@@ -134,8 +133,7 @@ def plain_decode(path: str, wanted: list[int], keyframes: list[int], index: int,
 
 
 def child_reset() -> int:
-    """Run in the decoding process: import the size rule (transformers), reset the peak; resident memory now."""
-    resized_hw(64, 64, FrameSampling())
+    """Run in the decoding process: reset its peak; its resident memory now."""
     return reset_peak()
 
 
@@ -145,6 +143,9 @@ def child_peak() -> int:
 
 def measure(method: str, path: str, row: str) -> dict:
     """One sample by ``method`` in this (fresh) process: seconds and peak memory growth (bytes)."""
+    from lit_videor2.data.frames import FrameLoader
+    from lit_videor2.data.sampling import resized_hw, sample_times
+
     sampling = ROWS[row][1]
     backend = {"data path, torchcodec": "torchcodec", "data path, decord": "decord"}.get(method, "pyav")
     loader = FrameLoader(sampling, backend=backend)  # the data module's defaults: time limit on, factor 28
@@ -169,12 +170,12 @@ def measure(method: str, path: str, row: str) -> dict:
         seconds = time.perf_counter() - t
         return {"seconds": seconds, "growth": peak() - base, "frames": len(frames)}
     proc = decoding._decoder_process()
-    child_base = proc.run(child_reset, (), 300, path)  # starts the decoding process, imports done
+    child_base = proc.run(child_reset, (), (), 300, path)  # starts the decoding process, imports done
     base = reset_peak()
     t = time.perf_counter()
     out = loader(path)
     seconds = time.perf_counter() - t
-    growth = peak() - base + proc.run(child_peak, (), 300, path) - child_base
+    growth = peak() - base + proc.run(child_peak, (), (), 300, path) - child_base
     return {"seconds": seconds, "growth": growth, "frames": len(out.frames), "shape": list(out.frames.shape)}
 
 

@@ -17,7 +17,7 @@ from lit_videor2.data.datamodule import VideoDataModule
 from lit_videor2.data.dataset import VideoDataset
 from lit_videor2.data.decoding import VideoDecodeError, VideoDecodeTimeout, decode_video
 from lit_videor2.data.frames import FrameLoader
-from lit_videor2.data.sampling import sample_times
+from lit_videor2.data.sampling import FrameSizeError, sample_times
 from lit_videor2.data.schema import load_records
 from tests.fixtures import SMALL, synth_dir, synth_records, tiny_model_dir, tiny_models  # noqa: F401
 from tests.helpers import assert_frame_shows
@@ -201,9 +201,21 @@ def test_a_decode_stuck_in_native_code_is_killed_at_the_limit(synth_dir, synth_r
         ds[1]
 
 
-def test_a_time_limit_needs_picklable_functions(synth_dir, synth_records):  # noqa: F811
-    with pytest.raises(TypeError, match="must pickle"):
-        decode_video(synth_dir / synth_records[0]["video"], lambda tl: [0.0], time_limit=LIMIT)
+def test_the_callbacks_run_in_the_caller_under_a_time_limit(synth_dir, synth_records):  # noqa: F811
+    """The times and size rules stay in this process (lambdas, closures), the decoding process asks for their
+    results; an error they raise reaches the caller as it is."""
+    seen = []
+    path = synth_dir / synth_records[0]["video"]
+    dec = decode_video(
+        path, lambda tl: seen.append(tl.num_frames) or [0.0, 1.0], size=lambda h, w: (28, 28), time_limit=LIMIT
+    )
+    assert dec.frames.shape == (2, 28, 28, 3) and seen == [dec.num_frames]
+
+    def refuse(h, w):
+        raise FrameSizeError(f"no size for {w}x{h}")
+
+    with pytest.raises(FrameSizeError, match="no size for 64x64"):
+        decode_video(path, _default_times, size=refuse, time_limit=LIMIT)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

@@ -36,6 +36,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -414,8 +415,8 @@ def decode_video(
     ``size``: the returned frames' ``(height, width)`` from the display size; each frame is brought to it as it is
     decoded (None: the stored pixels, upright). ``time_limit``: seconds the whole decode may take; it then runs in a
     child process (:class:`_DecoderProcess`) that is killed past the limit, even when stuck in native code, and
-    :class:`VideoDecodeTimeout` is raised. ``times_fn`` and ``size`` must then pickle (module-level functions, bound
-    methods). None: decode in this process, without a limit.
+    :class:`VideoDecodeTimeout` is raised; ``times_fn`` and ``size`` still run in this process (the child asks for
+    their results). None: decode in this process, without a limit.
 
     Raises :class:`VideoDecodeError` naming the file when it is missing, empty, or no backend can read it.
     """
@@ -433,7 +434,7 @@ def decode_video(
     order = [(name, BACKENDS[name]) for name in dict.fromkeys([backend, fallback]) if name]
     if time_limit is None:
         return _decode_in_order(path, order, times_fn, size)
-    return _decoder_process().run(_decode_in_order, (path, order, times_fn, size), time_limit, path)
+    return _decoder_process().run(_decode_in_order, (path, order), (times_fn, size), time_limit, path)
 
 
 # ------------------------------------------------------------------------------------------- the decoding process
@@ -446,7 +447,9 @@ class _DecoderProcess:
     A fresh interpreter (not a fork): it inherits no threads, locks or CUDA state of a trainer or DataLoader worker,
     and needs no ``if __name__ == "__main__"`` guard in the user's script. It dies with this process (EOF on its pipe,
     and ``PR_SET_PDEATHSIG`` on Linux for when it is stuck). Requests and replies are pickled over a socket pair: the
-    function (by reference) and its arguments; the frames come back at the returned size.
+    function (by reference) and its arguments; the frames come back at the returned size. The caller's callbacks
+    (the times and size rules) stay here: the child sends their arguments and waits for the result, so it imports
+    only what decoding needs (numpy, PyAV; not torch or transformers) and the callbacks need not pickle.
     """
 
     def __init__(self) -> None:
@@ -474,30 +477,44 @@ class _DecoderProcess:
             self.conn.close()
         self.proc = self.conn = None
 
-    def run(self, fn: Callable, args: tuple, limit: float, path: str) -> Any:
+    def run(self, fn: Callable, args: tuple, callbacks: tuple, limit: float, path: str) -> Any:
+        """``fn(*args, *proxies)`` in the child, where proxy ``k`` calls ``callbacks[k]`` here (None stays None);
+        :class:`VideoDecodeTimeout` when it is not done ``limit`` seconds after the child took the request."""
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
             self._start()
         assert self.conn is not None and self.proc is not None
-        try:
-            self.conn.send((fn, args))
-        except (AttributeError, TypeError) as e:  # pickling the request failed before anything was written
-            raise TypeError(
-                f"decode_video with a time limit sends times_fn and size to a child process, so they must pickle "
-                f"(module-level functions or bound methods): {e}"
-            ) from e
+        self.conn.send((fn, args, [c is not None for c in callbacks]))
         # The child acknowledges once it has unpickled the request (importing what the functions need): the limit
         # counts the decode, not a cold interpreter's imports (bounded apart).
         if not self.conn.poll(max(limit, STARTUP_LIMIT)) or self._reply() != ("started", None):
             self.stop()
             raise VideoDecodeError(f"{path}: the decoding process did not take the request in {STARTUP_LIMIT:g} s")
-        if not self.conn.poll(limit):
-            self.stop()
-            raise VideoDecodeTimeout(
-                f"{path}: decoding took longer than the time limit of {limit:g} s (data.decode_time_limit); "
-                f"the decoding process was killed"
-            )
-        status, value = self._reply()
+        deadline = time.monotonic() + limit
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.conn.poll(left):
+                self.stop()
+                raise VideoDecodeTimeout(
+                    f"{path}: decoding took longer than the time limit of {limit:g} s (data.decode_time_limit); "
+                    f"the decoding process was killed"
+                )
+            status, value = self._reply()
+            if status != "call":
+                break
+            k, call_args = value
+            try:
+                answer = ("ok", callbacks[k](*call_args))
+            except Exception as e:  # noqa: BLE001 - raised in the child, where the decode stops
+                answer = ("error", e)
+            self.conn.send(answer)
+        if status == "frames":  # a DecodedVideo whose frames follow as raw bytes, read straight into their array
+            value.frames = np.empty(value.frames, np.uint8)
+            try:
+                self.conn.recv_bytes_into(memoryview(value.frames).cast("B"))
+            except (EOFError, OSError) as e:
+                status, value = "died", f"exit code {self.proc.wait()}, {type(e).__name__}"
+                self.stop()
         if status == "died":
             raise VideoDecodeError(f"{path}: the decoding process died ({value})")
         if status == "error":
@@ -535,6 +552,20 @@ def _stop_decoder_process() -> None:
         _process.stop()
 
 
+class _Callback:
+    """In the decoding process: calls the parent's callback ``k`` with these arguments and returns its result."""
+
+    def __init__(self, conn: Connection, k: int) -> None:
+        self.conn, self.k = conn, k
+
+    def __call__(self, *args: Any) -> Any:
+        self.conn.send(("call", (self.k, args)))
+        status, value = self.conn.recv()
+        if status == "error":
+            raise value
+        return value
+
+
 def _serve(fd: int, parent: int) -> None:
     """The decoding process's loop: run each ``(fn, args)`` received, reply ``("ok", result)`` or ``("error", e)``;
     exit when the parent closes the pipe or dies."""
@@ -550,7 +581,7 @@ def _serve(fd: int, parent: int) -> None:
     conn = Connection(fd)
     while True:
         try:
-            fn, args = conn.recv()
+            fn, args, have = conn.recv()
         except (EOFError, OSError):
             return
         except Exception as e:  # noqa: BLE001 - a request that does not unpickle here (a module missing)
@@ -559,9 +590,14 @@ def _serve(fd: int, parent: int) -> None:
             continue
         conn.send(("started", None))
         try:
-            reply = ("ok", fn(*args))
+            reply = ("ok", fn(*args, *(_Callback(conn, k) if h else None for k, h in enumerate(have))))
         except Exception as e:  # noqa: BLE001 - the caller raises it
             reply = ("error", e)
+        if isinstance(reply[1], DecodedVideo):  # the frames go as raw bytes: no pickled copy on either side
+            frames, reply[1].frames = reply[1].frames, reply[1].frames.shape
+            conn.send(("frames", reply[1]))
+            conn.send_bytes(memoryview(np.ascontiguousarray(frames)).cast("B"))
+            continue
         try:
             conn.send(reply)
         except Exception as e:  # noqa: BLE001 - an exception that does not pickle

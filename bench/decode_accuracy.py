@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.video_matrix import backend_outcome, broken_cases, cases, ffmpeg_available  # noqa: E402
+from lit_videor2.data.decoding import BACKENDS  # noqa: E402
 from lit_videor2.data.sampling import FrameSampling, sample_times  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def check(case, path: Path, backend: str, sampling: FrameSampling) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backends", nargs="+", default=["pyav", "torchcodec", "decord"])
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS))
     ap.add_argument("--fps", type=float, default=8.0, help="sampling rate of the target times")
     ap.add_argument("--workdir", default=None, help="make the clips here (default: a temporary folder)")
     args = ap.parse_args(argv)

@@ -387,9 +387,9 @@ def frame_problems(case: Case, frames, times: list[float], targets: list[float])
     return problems
 
 
-def decode_at(path: Path, backend: str, targets_of: Callable) -> tuple:
-    """``decode_video`` of ``path`` with ``backend`` (no fallback) at ``targets_of(timeline)``; returns the decoded
-    video and the target times."""
+def decode_at(path: Path, backend: str, targets_of: Callable, size: Callable | None = None) -> tuple:
+    """``decode_video`` of ``path`` with ``backend`` (no fallback) at ``targets_of(timeline)`` (frames at ``size`` of
+    the display size, else stored); returns the decoded video and the target times."""
     from lit_videor2.data.decoding import decode_video
 
     targets: list[float] = []
@@ -398,7 +398,7 @@ def decode_at(path: Path, backend: str, targets_of: Callable) -> tuple:
         targets.extend(targets_of(timeline))
         return targets
 
-    return decode_video(path, times_fn, backend=backend, fallback=None), targets
+    return decode_video(path, times_fn, backend=backend, fallback=None, size=size), targets
 
 
 @dataclass

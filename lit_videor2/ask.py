@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lit_videor2.data.decoding import BACKENDS
 from lit_videor2.text import TimeMention, extract_answer, extract_think, find_timestamps, resolve_option_letter
 
 _LETTERED_RE = re.compile(r"^\s*\(?[A-Z][.):]\s")
@@ -240,7 +241,7 @@ def build_parser(prog: str = "lit_videor2 ask") -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default=None,
-        choices=["pyav", "torchcodec", "decord"],
+        choices=list(BACKENDS),
         help="video decoder (default: the data module's)",
     )
     return p

@@ -18,8 +18,9 @@ import pytest
 
 from bench.video_matrix import backend_outcome, broken_cases, cases, decode_at, ffmpeg_available, frame_problems
 from lit_videor2.data.datamodule import VideoDataModule
+from lit_videor2.data.decoding import BACKENDS as BACKEND_NAMES
 from lit_videor2.data.decoding import DEFAULT_BACKEND, VideoDecodeError
-from lit_videor2.data.sampling import FrameSampling, sample_times
+from lit_videor2.data.sampling import FrameSampling, resized_hw, sample_times
 from tests.fixtures import tiny_model_dir, tiny_models  # noqa: F401
 
 #: CI sets LIT_VIDEOR2_REQUIRE_FFMPEG=1: without the ffmpeg command line these tests then fail instead of skipping.
@@ -44,8 +45,7 @@ def _installed(backend: str) -> bool:
 
 
 BACKENDS = [
-    pytest.param(b, marks=pytest.mark.skipif(not _installed(b), reason=f"{b} not installed"))
-    for b in ("pyav", "torchcodec", "decord")
+    pytest.param(b, marks=pytest.mark.skipif(not _installed(b), reason=f"{b} not installed")) for b in BACKEND_NAMES
 ]
 
 #: Where a backend other than the default is known to fail (docs/data.md, "Video backends"): ``error`` = refuses the
@@ -112,6 +112,21 @@ def test_default_backend_returns_what_a_player_shows(clips, name):
         assert dec.duration == pytest.approx(case.duration, abs=2e-3)
         assert dec.display_hw == (case.display[1], case.display[0])
         assert dec.rotation == case.rotation
+
+
+def _encoder_size(height: int, width: int) -> tuple[int, int]:
+    """The data module's default frame size rule (Qwen2.5-VL's factor 28, 100,352-151,200 px)."""
+    return resized_hw(height, width, FrameSampling())
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_default_backend_at_the_returned_size(clips, name):
+    """Each frame scaled as it is decoded (swscale with PyAV): still the frame a player shows, upright, at the size of
+    the display size's rule (non-square pixels widened, rotation applied)."""
+    case = CASES[name]
+    dec, targets = decode_at(clips(case), DEFAULT_BACKEND, _grid, size=_encoder_size)
+    assert frame_problems(case, dec.frames, dec.times, targets) == []
+    assert dec.frames.shape[1:3] == resized_hw(case.display[1], case.display[0], FrameSampling())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -205,10 +220,10 @@ def test_a_seek_that_lands_late_is_redone_from_the_start(clips, monkeypatch):
     calls = []
     decode_pts = decoding._decode_pts
 
-    def late(container, stream, scan, wanted, path, *, seek=True):
+    def late(container, stream, scan, wanted, path, put, *, seek=True):
         calls.append(seek)
         gop = int(scan.keyframes[1] - scan.keyframes[0])
-        return decode_pts(_LateSeeks(container, gop), stream, scan, wanted, path, seek=seek)
+        return decode_pts(_LateSeeks(container, gop), stream, scan, wanted, path, put, seek=seek)
 
     monkeypatch.setattr(decoding, "_decode_pts", late)
     dec, targets = decode_at(clips(case), "pyav", _grid)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from lit_videor2.data.benchmark import Benchmark
 from lit_videor2.data.collate import DEFAULT_SYSTEM_PROMPT, VideoCollator
 from lit_videor2.data.dataset import ConcatVideoDataset, MixedSamplingDataset, VideoDataset
+from lit_videor2.data.decoding import DEFAULT_BACKEND, DEFAULT_DECODE_TIME_LIMIT, BackendName
 from lit_videor2.data.frames import FrameLoader, Overlay
 from lit_videor2.data.records import REASONING_INSTRUCTION, VideoRecord
 from lit_videor2.data.sampler import ResumableSampler, batches_done_equivalent, loader_batches
@@ -51,8 +52,9 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 2,
         sampling: FrameSampling = FrameSampling(),
         overlay: Overlay = Overlay(),
-        backend: Literal["pyav", "torchcodec", "decord"] = "pyav",
-        fallback_backend: Literal["pyav", "torchcodec", "decord"] | None = None,
+        backend: BackendName = DEFAULT_BACKEND,
+        fallback_backend: BackendName | None = None,
+        decode_time_limit: float | None = DEFAULT_DECODE_TIME_LIMIT,
         cache_dir: str | None = None,
         on_error: OnError = "raise",
         max_length: int = 16384,
@@ -86,6 +88,10 @@ class VideoDataModule(L.LightningDataModule):
                 system FFmpeg libraries; checked frame by frame) or ``decord`` (fast, wrong on some real files:
                 ``docs/data.md``).
             fallback_backend: Decoder tried when ``backend`` is missing or fails on a file (None: no fallback).
+            decode_time_limit: Seconds one sample's video decode may take (default 120). Decoding runs in a child
+                process of the worker, killed past the limit even when the decoder is stuck in native code; the sample
+                then follows ``on_error`` (an error naming the file, or a counted, logged skip). None: decode in the
+                worker itself, without a limit. Why 120 s: ``docs/data.md``, "Decode time limit".
             cache_dir: Folder for an on-disk cache of decoded, resized frames and of the processor's video outputs
                 for them (normalised patches, grid, placeholder text; under ``processor/``). None: no cache.
             on_error: ``raise`` on a bad record/video (the error names file and record), or ``skip`` it (counted
@@ -128,6 +134,9 @@ class VideoDataModule(L.LightningDataModule):
         self.overlay = overlay
         self.backend = backend
         self.fallback_backend = fallback_backend
+        if decode_time_limit is not None and not decode_time_limit > 0:
+            raise ValueError(f"VideoDataModule: decode_time_limit must be > 0 seconds or None, got {decode_time_limit}")
+        self.decode_time_limit = decode_time_limit
         self.cache_dir = cache_dir
         self.on_error = on_error
         self.max_length = max_length
@@ -179,6 +188,7 @@ class VideoDataModule(L.LightningDataModule):
             fallback=self.fallback_backend,
             overlay=self.overlay,
             cache_dir=self.cache_dir,
+            time_limit=self.decode_time_limit,
         )
 
     def collator(self, mode: Literal["sft", "prompt"]) -> VideoCollator:

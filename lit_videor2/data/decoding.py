@@ -17,87 +17,235 @@ presentation time. Nothing assumes a constant frame rate: times are the frames' 
   see ``docs/data.md``), and its frames cannot be checked, so it is not the default.
 
 Rotation tags are applied by every backend (frames come upright, as players show them). Non-square pixels are
-reported (:attr:`DecodedVideo.sample_aspect`) and widened to the display aspect when frames are resized
-(:attr:`DecodedVideo.display_hw`).
+reported (:attr:`DecodedVideo.sample_aspect`) and widened to the display aspect (:attr:`DecodedVideo.display_hw`)
+when a size is asked for.
+
+Memory is bounded by the returned frames: with ``size``, each decoded frame is brought to the returned size as it
+arrives (PyAV: one swscale pass; torchcodec and decord: one full-size frame at a time, resized) and written into the
+output array, so one source-size frame is alive at a time beside the decoder's own buffers.
+
+With ``time_limit``, the decode runs in a child process of the caller that is killed past the limit
+(:class:`VideoDecodeTimeout`), so a decoder stuck in native code, where Python timers and signal handlers never run,
+cannot stall a DataLoader worker.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-from lit_videor2.data.probe import (
-    StreamScan,
-    VideoDecodeError,
-    display_tags,
-    frame_rotation,
-    probe,
-    rotate_frames,
-)
+from lit_videor2.data.probe import StreamScan, VideoDecodeError, display_tags, frame_rotation, probe
 from lit_videor2.data.timeline import VideoTimeline
+from lit_videor2.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DecodedVideo", "TimesFn", "VideoDecodeError", "decode_video"]
+__all__ = [
+    "BACKENDS",
+    "DECODE_THREADS",
+    "DEFAULT_BACKEND",
+    "DEFAULT_DECODE_TIME_LIMIT",
+    "BackendName",
+    "DecodedVideo",
+    "SizeFn",
+    "TimesFn",
+    "VideoDecodeError",
+    "VideoDecodeTimeout",
+    "decode_video",
+]
 
 TimesFn = Callable[[VideoTimeline], list[float]]
 """``timeline -> target times`` (seconds from the first shown frame) to decode."""
+SizeFn = Callable[[int, int], tuple[int, int]]
+"""``(display height, display width) -> (height, width)`` of the returned frames (upright)."""
+
+#: Decoder threads per decode (PyAV and torchcodec frame threading; decord decodes on one). A DataLoader worker's
+#: share of a GPU node's cores is usually two or more; the benches run both sides of a comparison at this count.
+DECODE_THREADS = 2
+
+#: Seconds one sample's decode may take before its decoding process is killed (``VideoDataModule.decode_time_limit``;
+#: see ``docs/data.md``, "Decode time limit", for why this value).
+DEFAULT_DECODE_TIME_LIMIT = 120.0
+
+#: swscale's flags when PyAV scales a frame to the returned size: bicubic (as the torchvision resize it replaces),
+#: accurate rounding, chroma interpolated at full output resolution. Against the full-size RGB frame resized by
+#: torchvision: 35-43 dB PSNR on downscaled HD/4K, 45-53 dB on the matrix clips (``docs/data.md``); plain bicubic
+#: gives 31 dB.
+PYAV_INTERPOLATION = 4 | 262144 | 8192  # SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
+
+#: Codecs PyAV decodes with frame threads (:data:`DECODE_THREADS`) and whose frames nothing references
+#: (``nal_ref_idc == 0``) it skips between wanted frames (their packet timestamps are their frames', so a wanted frame
+#: is never among the skipped). Others decode as before, one frame at a time: FFmpeg 7's Theora decoder, for one,
+#: returns wrong frames after a seek with frame threads (tests/test_video_matrix.py).
+FAST_CODECS = frozenset({"h264", "hevc"})
+
+
+class VideoDecodeTimeout(VideoDecodeError):
+    """Decoding one video took longer than its time limit; the process decoding it was killed."""
 
 
 @dataclass
 class DecodedVideo:
-    """The frames on screen at the target times of one video, with where and when they come from."""
+    """The frames on screen at the target times of one video, with the timeline they come from."""
 
     frames: np.ndarray
-    """``uint8 [T, H, W, 3]``, upright (rotation tags applied), stored pixels (see :attr:`sample_aspect`)."""
-    times: list[float]
-    """Presentation time of each frame (seconds from the first shown frame): when a player starts showing it."""
+    """``uint8 [T, H, W, 3]``, upright (rotation tags applied): at the size the caller asked for (non-square pixels
+    widened to the display aspect), else the stored pixels."""
+    timeline: VideoTimeline
+    """The shown frames of the stream (the backend's: PyAV's scan, or decord's own list)."""
     indices: list[int]
     """Position of each frame among the stream's shown frames."""
-    duration: float
-    """Seconds from the first shown frame to the end of the last."""
-    num_frames: int
-    """Shown frames in the stream."""
     backend: str
+    display_hw: tuple[int, int]
+    """``(height, width)`` a player shows: the upright frame, its stored width scaled by the pixel aspect (wider for
+    4:3 pixels, narrower for 1:2), its height kept, as FFmpeg and players compute the display size."""
     rotation: int = 0
     """Counter-clockwise degrees (0, 90, 180, 270) the stored frames were turned by to stand upright."""
     sample_aspect: Fraction = Fraction(1)
     """Pixel aspect ratio of the stored frames (a player stretches stored widths by it, before turning)."""
 
     @property
-    def average_fps(self) -> float:
-        return self.num_frames / self.duration
+    def times(self) -> list[float]:
+        """Presentation time of each frame (seconds from the first shown frame): when a player starts showing it."""
+        return self.timeline.times[self.indices].tolist()
 
     @property
-    def display_hw(self) -> tuple[int, int]:
-        """``(height, width)`` a player shows: the upright frame, its stored width scaled by the pixel aspect (wider
-        for 4:3 pixels, narrower for 1:2), its height kept, as FFmpeg and players compute the display size."""
-        h, w = self.frames.shape[1:3]
-        if self.sample_aspect == 1:
-            return h, w
-        if self.rotation in (90, 270):  # the stored width is now the height
-            return round(h * self.sample_aspect), w
-        return h, round(w * self.sample_aspect)
+    def duration(self) -> float:
+        """Seconds from the first shown frame to the end of the last."""
+        return self.timeline.duration
+
+    @property
+    def num_frames(self) -> int:
+        """Shown frames in the stream."""
+        return self.timeline.num_frames
 
 
-def _targets(path: str, times_fn: TimesFn, timeline: VideoTimeline) -> tuple[list[float], list[int]]:
+def resize_rgb(frame, hw: tuple[int, int]) -> np.ndarray:
+    """One ``uint8 [H, W, 3]`` frame (numpy or torch) at ``hw``: bicubic, antialiased, in uint8 by torchvision's
+    kernel, as the Qwen video processors' torchvision backend resizes."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.as_tensor(np.asarray(frame) if not isinstance(frame, torch.Tensor) else frame)
+    if tuple(x.shape[:2]) == tuple(hw):
+        return x.numpy()
+    x = x.permute(2, 0, 1).unsqueeze(0).contiguous()
+    x = TF.resize(x, list(hw), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return x[0].permute(1, 2, 0).numpy()
+
+
+class _Frames:
+    """The returned frames of one decode, filled as frames are decoded: each is brought to the returned size and
+    turned upright as it arrives, so one source-size frame is alive at a time (beside the decoder's own buffers).
+    The only place a :class:`DecodedVideo` is built."""
+
+    def __init__(
+        self,
+        path: str,
+        timeline: VideoTimeline,
+        indices: list[int],
+        backend: str,
+        size: SizeFn | None,
+        sample_aspect: Fraction,
+    ) -> None:
+        self.path, self.timeline, self.indices, self.backend = path, timeline, list(indices), backend
+        self.size, self.sample_aspect = size, sample_aspect
+        self.slots: dict[int, list[int]] = {}
+        """Shown-frame index -> output positions (a frame on screen at two targets fills both)."""
+        for k, i in enumerate(self.indices):
+            self.slots.setdefault(i, []).append(k)
+        self.filled = np.zeros(len(self.indices), bool)
+        self.out: np.ndarray | None = None
+        self.rotation: int | None = None
+        self.display_hw: tuple[int, int] = (0, 0)
+        self.target: tuple[int, int] = (0, 0)
+
+    def _start(self, hw: tuple[int, int], turn: int, rotation: int) -> None:
+        h, w = hw
+        uh, uw = (w, h) if turn in (90, 270) else (h, w)  # upright
+        dh, dw = uh, uw
+        if self.sample_aspect != 1:  # the stored width is the upright height when the tag turns by 90 or 270
+            if rotation in (90, 270):
+                dh = round(uh * self.sample_aspect)
+            else:
+                dw = round(uw * self.sample_aspect)
+        self.rotation, self.display_hw = rotation, (dh, dw)
+        self.target = tuple(self.size(dh, dw)) if self.size is not None else (uh, uw)
+        self.out = np.empty((len(self.indices), *self.target, 3), np.uint8)  # [T, H, W, 3]
+
+    def add(
+        self, index: int, hw: tuple[int, int], turn: int, rotation: int, convert: Callable[[int, int], np.ndarray]
+    ) -> None:
+        """Put shown frame ``index`` into its output positions.
+
+        ``hw``: its ``(height, width)`` as the backend holds it; ``turn``: counter-clockwise degrees still to turn it
+        by (0 when the backend turned it already); ``rotation``: the video's rotation tag; ``convert(h, w)``: the
+        frame as ``uint8 [h, w, 3]`` RGB in the backend's orientation.
+        """
+        if self.out is None:
+            self._start(hw, turn, rotation)
+        elif rotation != self.rotation:
+            raise VideoDecodeError(
+                f"{self.path}: the rotation tag changes between frames ({sorted({self.rotation, rotation})})"
+            )
+        h, w = self.target
+        ch, cw = (w, h) if turn in (90, 270) else (h, w)
+        rgb = convert(ch, cw)
+        if rgb.shape != (ch, cw, 3):  # stored pixels asked for, and the frame size changed mid-stream
+            raise VideoDecodeError(
+                f"{self.path}: the frame size changes from {cw}x{ch} to {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        if turn % 360:
+            rgb = np.rot90(rgb, k=turn // 90, axes=(0, 1))
+        for k in self.slots[index]:
+            self.out[k] = rgb
+            self.filled[k] = True
+
+    def result(self) -> DecodedVideo:
+        if self.out is None or not self.filled.all():
+            k = int(np.argmin(self.filled)) if self.out is not None else 0
+            raise VideoDecodeError(
+                f"{self.path}: no frame decoded at {self.timeline.times[self.indices[k]]:.3f} s ({self.backend})"
+            )
+        return DecodedVideo(
+            self.out, self.timeline, self.indices, self.backend, self.display_hw, self.rotation, self.sample_aspect
+        )
+
+
+def _indices(path: str, times_fn: TimesFn, timeline: VideoTimeline) -> list[int]:
     targets = list(times_fn(timeline))
     if not targets:
         raise VideoDecodeError(f"{path}: no frames selected (video has {timeline.num_frames} frames)")
-    return targets, timeline.indices_at(targets)
+    return timeline.indices_at(targets)
 
 
-def _decode_pts(container, stream, scan: StreamScan, wanted: list[int], path: str, *, seek: bool = True) -> dict:
-    """``{pts: (rgb frame, rotation)}`` for every wanted presentation timestamp (ascending), decoding forward from
-    the nearest keyframe before each one (``seek=False``: from the start, in one pass). A wanted frame the decoder
-    passes without producing (a seek that landed late, a dropped frame) raises ``LookupError``."""
-    out: dict[int, tuple[np.ndarray, int]] = {}
+def _packets_decoded(container, stream, keep: set[int] | None):
+    """Decoded frames of ``stream`` from the container's position. With ``keep``, a packet whose timestamp is not in
+    it is decoded with ``skip_frame = NONREF``: a frame nothing references is dropped, not decoded."""
+    cc = stream.codec_context
+    for packet in container.demux(stream):
+        if keep is not None:
+            cc.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in keep else "NONREF"
+        yield from cc.decode(packet)
+
+
+def _decode_pts(container, stream, scan: StreamScan, wanted: list[int], path: str, put, *, seek: bool = True) -> None:
+    """Call ``put(pts, frame)`` for every wanted presentation timestamp (ascending), decoding forward from the nearest
+    keyframe before each one (``seek=False``: from the start, in one pass, nothing skipped). A wanted frame the
+    decoder passes without producing (a seek that landed late, a dropped frame) raises ``LookupError``."""
+    keep = set(wanted) if seek and stream.codec_context.name in FAST_CODECS else None
     pending = set(wanted)
     frames = None
     position: int | None = None  # pts of the last decoded frame
@@ -107,9 +255,9 @@ def _decode_pts(container, stream, scan: StreamScan, wanted: list[int], path: st
         key = scan.keyframe_before(w)
         if seek and key is not None and key > int(scan.keyframes[0]) and (position is None or key > position):
             container.seek(key, stream=stream, backward=True)  # a keyframe between here and w: skip the gap
-            frames, position = container.decode(stream), None
+            frames, position = _packets_decoded(container, stream, keep), None
         elif frames is None:
-            frames = container.decode(stream)
+            frames = _packets_decoded(container, stream, keep)
         for frame in frames:
             if frame.pts is None:
                 continue
@@ -117,77 +265,87 @@ def _decode_pts(container, stream, scan: StreamScan, wanted: list[int], path: st
                 raise LookupError(f"decoding started at pts {frame.pts}, after the wanted {w}")
             position = frame.pts
             if position in pending:
-                out[position] = (frame.to_ndarray(format="rgb24"), frame_rotation(path, frame))
+                put(position, frame)
                 pending.discard(position)
             if position >= w:
                 break
         if w in pending:
             raise LookupError(f"no decoded frame has pts {w} (last decoded: {position})")
-    return out
 
 
-def decode_pyav(path: str, times_fn: TimesFn) -> DecodedVideo:
+def _pyav_rgb(frame, h: int, w: int) -> np.ndarray:
+    """A PyAV frame as ``uint8 [h, w, 3]`` RGB, scaled and converted in one swscale pass (no full-size RGB copy)."""
+    if (frame.height, frame.width) == (h, w):
+        return frame.to_ndarray(format="rgb24")
+    return frame.reformat(w, h, format="rgb24", interpolation=PYAV_INTERPOLATION).to_ndarray()
+
+
+def decode_pyav(path: str, times_fn: TimesFn, size: SizeFn | None = None) -> DecodedVideo:
     """Decode with PyAV: the frames a player shows at the target times (see the module docstring)."""
     import av
 
     scan = probe(path)
     timeline = scan.timeline
-    targets, idx = _targets(path, times_fn, timeline)
-    wanted = sorted({int(scan.pts[i]) for i in idx})
-    got = None
+    idx = _indices(path, times_fn, timeline)
+    index_of = {int(scan.pts[i]): i for i in idx}
+    wanted = sorted(index_of)
     for seek in (True, False):  # a seek that lands wrong is redone by one pass from the start
+        out = _Frames(path, timeline, idx, "pyav", size, scan.sample_aspect)
+
+        def put(pts, frame, out=out):
+            if out.rotation is None:
+                rotation = frame_rotation(path, frame)  # the whole display matrix: mirrored or odd ones refused
+            else:  # the angle alone: PyAV 18 ties a frame whose side data is read into a reference cycle
+                rotation = round((frame.rotation or 0) / 90) * 90 % 360
+            out.add(index_of[pts], (frame.height, frame.width), rotation, rotation, lambda h, w: _pyav_rgb(frame, h, w))
+
         with av.open(path) as container:
             stream = container.streams[scan.index]
+            if stream.codec_context.name in FAST_CODECS:
+                stream.thread_type = "AUTO"  # frame threads: decoding forward through a GOP pays
+                stream.codec_context.thread_count = DECODE_THREADS
             try:
-                got = _decode_pts(container, stream, scan, wanted, path, seek=seek)
-                break
+                _decode_pts(container, stream, scan, wanted, path, put, seek=seek)
+                return out.result()
             except LookupError as e:
                 if not seek:
                     t = (wanted[0] - scan.pts[0]) * float(scan.time_base)
                     raise VideoDecodeError(f"{path}: could not decode the frames at {t:.3f} s and after ({e})") from e
                 log.debug("%s: seeking missed a frame (%s); decoding from the start", path, e)
-    rotations = {r for _, r in got.values()}
-    if len(rotations) > 1:
-        raise VideoDecodeError(f"{path}: the rotation tag changes between frames ({sorted(rotations)})")
-    rotation = rotations.pop()
-    frames = rotate_frames(np.stack([got[int(scan.pts[i])][0] for i in idx]), rotation)
-    return DecodedVideo(
-        frames, timeline.times[idx].tolist(), idx, timeline.duration, timeline.num_frames, "pyav", rotation,
-        scan.sample_aspect,
-    )  # fmt: skip
+    raise AssertionError("unreachable")
 
 
-def decode_torchcodec(path: str, times_fn: TimesFn) -> DecodedVideo:
-    """Decode with torchcodec at the timeline PyAV reads; every returned timestamp is checked."""
+def decode_torchcodec(path: str, times_fn: TimesFn, size: SizeFn | None = None) -> DecodedVideo:
+    """Decode with torchcodec at the timeline PyAV reads, one frame at a time; every returned timestamp is checked."""
     from torchcodec.decoders import VideoDecoder
 
     scan = probe(path)
     timeline = scan.timeline
-    targets, idx = _targets(path, times_fn, timeline)
+    idx = _indices(path, times_fn, timeline)
     tb = float(scan.time_base)
-    wanted = [int(scan.pts[i]) for i in idx]
     # Ask for the middle of each frame's display interval: a frame's exact start may round to the one before.
     ends = np.append(scan.pts[1:], scan.end)
-    mids = [(int(scan.pts[i]) + int(ends[i])) / 2 * tb for i in idx]
-    dec = VideoDecoder(path, stream_index=scan.index, seek_mode="exact")
-    batch = dec.get_frames_played_at(mids)
-    for p, g, t in zip(wanted, batch.pts_seconds.tolist(), targets):
-        if abs(g - p * tb) > min(tb, 1e-3):
-            raise VideoDecodeError(
-                f"{path}: torchcodec returned the frame at {g:.4f} s for the one at {p * tb:.4f} s (target {t:.3f} s)"
-            )
+    dec = VideoDecoder(path, stream_index=scan.index, seek_mode="exact")  # 1 thread: with 2, wrong frames (matrix)
     rotation, _ = display_tags(path, scan.index)  # rejects mirrored or odd matrices
-    frames = batch.data.permute(0, 2, 3, 1).numpy()
-    if rotation and not getattr(dec.metadata, "rotation", None):  # torchcodec 0.17 turns frames upright itself
-        frames = rotate_frames(frames, rotation)
-    return DecodedVideo(
-        frames, timeline.times[idx].tolist(), idx, timeline.duration, timeline.num_frames, "torchcodec", rotation,
-        scan.sample_aspect,
-    )  # fmt: skip
+    turn = rotation if rotation and not getattr(dec.metadata, "rotation", None) else 0  # 0.17 turns frames itself
+    out = _Frames(path, timeline, idx, "torchcodec", size, scan.sample_aspect)
+    for i in sorted(set(idx)):
+        pts = int(scan.pts[i])
+        # A batch of one: torchcodec 0.17's get_frame_played_at returns the next frame on some files (the matrix).
+        frame = dec.get_frames_played_at([(pts + int(ends[i])) / 2 * tb])
+        got = float(frame.pts_seconds[0])
+        if abs(got - pts * tb) > min(tb, 1e-3):
+            raise VideoDecodeError(
+                f"{path}: torchcodec returned the frame at {got:.4f} s for the one at {pts * tb:.4f} s"
+            )
+        hwc = frame.data[0].permute(1, 2, 0)  # [H, W, 3]
+        out.add(i, tuple(hwc.shape[:2]), turn, rotation, lambda h, w, x=hwc: resize_rgb(x, (h, w)))
+    return out.result()
 
 
-def decode_decord(path: str, times_fn: TimesFn) -> DecodedVideo:
-    """Decode with decord at decord's own frame list and timestamps (not checked; see the module docstring)."""
+def decode_decord(path: str, times_fn: TimesFn, size: SizeFn | None = None) -> DecodedVideo:
+    """Decode with decord at decord's own frame list and timestamps, one frame at a time (not checked; see the module
+    docstring)."""
     import decord
 
     vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
@@ -200,49 +358,247 @@ def decode_decord(path: str, times_fn: TimesFn) -> DecodedVideo:
     if total > 1 and not np.all(np.diff(times) > 0):
         raise VideoDecodeError(f"{path}: decord's frame timestamps are not increasing")
     timeline = VideoTimeline(times.astype(np.float64), float(stamps[-1, 1]) - start)
-    targets, idx = _targets(path, times_fn, timeline)
+    idx = _indices(path, times_fn, timeline)
     rotation, sar = display_tags(path)  # decord 0.6 turns frames upright itself; this rejects what it cannot
-    frames = vr.get_batch(idx).asnumpy()
-    return DecodedVideo(frames, timeline.times[idx].tolist(), idx, timeline.duration, total, "decord", rotation, sar)
+    out = _Frames(path, timeline, idx, "decord", size, sar)
+    for i in sorted(set(idx)):
+        frame = vr[i].asnumpy()  # [H, W, 3]
+        out.add(i, frame.shape[:2], 0, rotation, lambda h, w, x=frame: resize_rgb(x, (h, w)))
+    return out.result()
 
 
-BACKENDS: dict[str, Callable[[str, TimesFn], DecodedVideo]] = {
+BACKENDS: dict[str, Callable[..., DecodedVideo]] = {
     "pyav": decode_pyav,
     "torchcodec": decode_torchcodec,
     "decord": decode_decord,
 }
+"""Backend name -> ``decode(path, times_fn, size) -> DecodedVideo``: the one list of backend names."""
+
+BackendName = Literal[tuple(BACKENDS)]  # type: ignore[valid-type]  # the names above, for config validation
 
 #: The default backend: accurate on every case of the ffmpeg-made matrix (``docs/data.md``).
 DEFAULT_BACKEND = "pyav"
 
 
+def _decode_in_order(
+    path: str, order: list[tuple[str, Callable[..., DecodedVideo]]], times_fn: TimesFn, size: SizeFn | None
+) -> DecodedVideo:
+    errors = []
+    for name, decode in order:
+        try:
+            return decode(path, times_fn, size)
+        except ImportError as e:
+            errors.append(f"{name}: not installed ({e})")
+        except VideoDecodeError as e:
+            errors.append(f"{name}: {str(e).removeprefix(f'{path}: ')}")
+        except UserError:
+            raise  # the caller's size rule refuses the frame (aspect ratio, pixel bounds): no backend does better
+        except Exception as e:  # noqa: BLE001 - backends raise many types on corrupt files
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+        if name != order[-1][0]:
+            log.debug("backend %s failed on %s, falling back: %s", name, path, errors[-1])
+    raise VideoDecodeError(f"{path}: could not decode video ({'; '.join(errors)})")
+
+
 def decode_video(
-    path: str | os.PathLike, times_fn: TimesFn, backend: str = DEFAULT_BACKEND, fallback: str | None = None
+    path: str | os.PathLike,
+    times_fn: TimesFn,
+    backend: str = DEFAULT_BACKEND,
+    fallback: str | None = None,
+    *,
+    size: SizeFn | None = None,
+    time_limit: float | None = None,
 ) -> DecodedVideo:
     """Decode the frames on screen at the times ``times_fn`` picks from ``path``'s timeline with ``backend``; on
     failure try ``fallback``.
 
+    ``size``: the returned frames' ``(height, width)`` from the display size; each frame is brought to it as it is
+    decoded (None: the stored pixels, upright). ``time_limit``: seconds the whole decode may take; it then runs in a
+    child process (:class:`_DecoderProcess`) that is killed past the limit, even when stuck in native code, and
+    :class:`VideoDecodeTimeout` is raised; ``times_fn`` and ``size`` still run in this process (the child asks for
+    their results). None: decode in this process, without a limit.
+
     Raises :class:`VideoDecodeError` naming the file when it is missing, empty, or no backend can read it.
     """
     path = str(path)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    for name in (backend, fallback):
+        if name is not None and name not in BACKENDS:
+            raise ValueError(f"unknown video backend {name!r}; choose one of {sorted(BACKENDS)}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"decode time_limit must be > 0 seconds or None, got {time_limit}")
     p = Path(path)
     if not p.is_file():
         raise VideoDecodeError(f"{path}: video file not found")
     if p.stat().st_size == 0:
         raise VideoDecodeError(f"{path}: video file is empty")
-    order = [backend] + ([fallback] if fallback and fallback != backend else [])
-    errors = []
-    for name in order:
+    order = [(name, BACKENDS[name]) for name in dict.fromkeys([backend, fallback]) if name]
+    if time_limit is None:
+        return _decode_in_order(path, order, times_fn, size)
+    return _decoder_process().run(_decode_in_order, (path, order), (times_fn, size), time_limit, path)
+
+
+# ------------------------------------------------------------------------------------------- the decoding process
+
+
+class _DecoderProcess:
+    """A child Python process that decodes for this one, started on first use and killed (SIGKILL, which no signal
+    mask blocks) when a decode passes its time limit; the next decode starts a fresh one.
+
+    A fresh interpreter (not a fork): it inherits no threads, locks or CUDA state of a trainer or DataLoader worker,
+    and needs no ``if __name__ == "__main__"`` guard in the user's script. It dies with this process (EOF on its pipe,
+    and ``PR_SET_PDEATHSIG`` on Linux for when it is stuck). Requests and replies are pickled over a socket pair: the
+    function (by reference) and its arguments; the frames come back at the returned size. The caller's callbacks
+    (the times and size rules) stay here: the child sends their arguments and waits for the result, so it imports
+    only what decoding needs (numpy, PyAV; not torch or transformers) and the callbacks need not pickle.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.proc: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+
+    def _start(self) -> None:
+        ours, theirs = Pipe(duplex=True)
+        code = (
+            f"import sys; sys.path[:0] = {list(sys.path)!r}\n"
+            f"from lit_videor2.data.decoding import _serve\n_serve({theirs.fileno()}, {os.getpid()})"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+        )
+        theirs.close()
+        self.conn = ours
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.conn is not None:
+            self.conn.close()
+        self.proc = self.conn = None
+
+    def run(self, fn: Callable, args: tuple, callbacks: tuple, limit: float, path: str) -> Any:
+        """``fn(*args, *proxies)`` in the child, where proxy ``k`` calls ``callbacks[k]`` here (None stays None);
+        :class:`VideoDecodeTimeout` when it is not done ``limit`` seconds after the child took the request."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.stop()
+            self._start()
+        assert self.conn is not None and self.proc is not None
+        self.conn.send((fn, args, [c is not None for c in callbacks]))
+        # The child acknowledges once it has unpickled the request (importing what the functions need): the limit
+        # counts the decode, not a cold interpreter's imports (bounded apart).
+        if not self.conn.poll(max(limit, STARTUP_LIMIT)) or self._reply() != ("started", None):
+            self.stop()
+            raise VideoDecodeError(f"{path}: the decoding process did not take the request in {STARTUP_LIMIT:g} s")
+        deadline = time.monotonic() + limit
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.conn.poll(left):
+                self.stop()
+                raise VideoDecodeTimeout(
+                    f"{path}: decoding took longer than the time limit of {limit:g} s (data.decode_time_limit); "
+                    f"the decoding process was killed"
+                )
+            status, value = self._reply()
+            if status != "call":
+                break
+            k, call_args = value
+            try:
+                answer = ("ok", callbacks[k](*call_args))
+            except Exception as e:  # noqa: BLE001 - raised in the child, where the decode stops
+                answer = ("error", e)
+            self.conn.send(answer)
+        if status == "frames":  # a DecodedVideo whose frames follow as raw bytes, read straight into their array
+            value.frames = np.empty(value.frames, np.uint8)
+            try:
+                self.conn.recv_bytes_into(memoryview(value.frames).cast("B"))
+            except (EOFError, OSError) as e:
+                status, value = "died", f"exit code {self.proc.wait()}, {type(e).__name__}"
+                self.stop()
+        if status == "died":
+            raise VideoDecodeError(f"{path}: the decoding process died ({value})")
+        if status == "error":
+            raise value
+        return value
+
+    def _reply(self) -> tuple[str, Any]:
         try:
-            return BACKENDS[name](path, times_fn)
-        except ImportError as e:
-            errors.append(f"{name}: not installed ({e})")
-        except VideoDecodeError as e:
-            errors.append(f"{name}: {str(e).removeprefix(f'{path}: ')}")
-        except Exception as e:  # noqa: BLE001 - backends raise many types on corrupt files
-            errors.append(f"{name}: {type(e).__name__}: {e}")
-        if name != order[-1]:
-            log.debug("backend %s failed on %s, falling back: %s", name, path, errors[-1])
-    raise VideoDecodeError(f"{path}: could not decode video ({'; '.join(errors)})")
+            return self.conn.recv()
+        except (EOFError, OSError) as e:  # killed by the OOM killer, a crash in native code
+            code = self.proc.wait()
+            self.stop()
+            return "died", f"exit code {code}, {type(e).__name__}"
+
+
+_process: _DecoderProcess | None = None
+
+#: Seconds a decoding process may take to start and unpickle a request (imports), apart from the decode's limit.
+STARTUP_LIMIT = 300.0
+
+
+def _decoder_process() -> _DecoderProcess:
+    """This process's decoding process (a forked DataLoader worker starts its own, never uses its parent's)."""
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        if _process is not None and _process.conn is not None:
+            _process.conn.close()  # the parent's pipe, inherited by fork: not ours to use
+        _process = _DecoderProcess()
+    return _process
+
+
+@atexit.register
+def _stop_decoder_process() -> None:
+    if _process is not None and _process.pid == os.getpid():
+        _process.stop()
+
+
+class _Callback:
+    """In the decoding process: calls the parent's callback ``k`` with these arguments and returns its result."""
+
+    def __init__(self, conn: Connection, k: int) -> None:
+        self.conn, self.k = conn, k
+
+    def __call__(self, *args: Any) -> Any:
+        self.conn.send(("call", (self.k, args)))
+        status, value = self.conn.recv()
+        if status == "error":
+            raise value
+        return value
+
+
+def _serve(fd: int, parent: int) -> None:
+    """The decoding process's loop: run each ``(fn, args)`` received, reply ``("ok", result)`` or ``("error", e)``;
+    exit when the parent closes the pipe or dies."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills this process
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed with the parent, even when stuck
+    if os.getppid() != parent:
+        return  # the parent died before the line above
+    conn = Connection(fd)
+    while True:
+        try:
+            fn, args, have = conn.recv()
+        except (EOFError, OSError):
+            return
+        except Exception as e:  # noqa: BLE001 - a request that does not unpickle here (a module missing)
+            conn.send(("started", None))
+            conn.send(("error", RuntimeError(f"the decoding process cannot read the request: {type(e).__name__}: {e}")))
+            continue
+        conn.send(("started", None))
+        try:
+            reply = ("ok", fn(*args, *(_Callback(conn, k) if h else None for k, h in enumerate(have))))
+        except Exception as e:  # noqa: BLE001 - the caller raises it
+            reply = ("error", e)
+        if isinstance(reply[1], DecodedVideo):  # the frames go as raw bytes: no pickled copy on either side
+            frames, reply[1].frames = reply[1].frames, reply[1].frames.shape
+            conn.send(("frames", reply[1]))
+            conn.send_bytes(memoryview(np.ascontiguousarray(frames)).cast("B"))
+            continue
+        try:
+            conn.send(reply)
+        except Exception as e:  # noqa: BLE001 - an exception that does not pickle
+            conn.send(("error", VideoDecodeError(f"{args[0]}: {type(reply[1]).__name__}: {reply[1]} ({e})")))

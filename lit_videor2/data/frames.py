@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_videor2.data.decoding import DEFAULT_BACKEND, DecodedVideo, decode_video
+from lit_videor2.data.decoding import DEFAULT_BACKEND, DEFAULT_DECODE_TIME_LIMIT, DecodedVideo, decode_video, resize_rgb
 from lit_videor2.data.sampling import FrameSampling, format_hms, resized_hw, sample_times
 from lit_videor2.data.timeline import VideoTimeline
 
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Version of the decoding rules in frame-cache keys: bump it when decoded frames change for the same file and
 #: settings, so older cache entries are not served (2: rotation tags applied; 3: frames taken by time on the
-#: player's timeline, the default stream, non-square pixels widened, real presentation times stored).
-FRAME_CACHE_VERSION = 3
+#: player's timeline, the default stream, non-square pixels widened, real presentation times stored; 4: each frame
+#: brought to the returned size as it is decoded, by swscale's bicubic filter with PyAV: ``docs/data.md``).
+FRAME_CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -68,17 +69,15 @@ class Frames:
 
 
 def resize_frames(frames: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
-    """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, h, w]`` (bicubic, antialiased; no-op when the size matches).
-
-    Resized in uint8 by torchvision's kernel (about 5x faster than a float32 round trip on CPU), as the
-    Qwen video processors' own torchvision backend does.
-    """
-    from torchvision.transforms.v2 import functional as TF
-
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-    if tuple(x.shape[-2:]) == tuple(hw):
-        return x.contiguous()
-    return TF.resize(x.contiguous(), list(hw), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, h, w]`` (bicubic, antialiased; no-op when the size matches), frame by
+    frame with :func:`~lit_videor2.data.decoding.resize_rgb` (torchvision's uint8 kernel, as the Qwen video
+    processors' torchvision backend resizes)."""
+    if tuple(frames.shape[1:3]) == tuple(hw):
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()
+    out = torch.empty((len(frames), 3, *hw), dtype=torch.uint8)
+    for k, frame in enumerate(frames):
+        out[k] = torch.from_numpy(resize_rgb(frame, hw)).permute(2, 0, 1)
+    return out
 
 
 def parse_srt(text: str) -> list[tuple[float, float, str]]:
@@ -143,7 +142,10 @@ class FrameLoader:
         fallback: str | None = None,
         overlay: Overlay | None = None,
         cache_dir: str | os.PathLike | None = None,
+        time_limit: float | None = DEFAULT_DECODE_TIME_LIMIT,
     ) -> None:
+        """``time_limit``: seconds one video's decode may take (its decoding process is then killed and the call raises
+        :class:`~lit_videor2.data.decoding.VideoDecodeTimeout`); None decodes in this process without a limit."""
         self.sampling = sampling
         self.size_factor = size_factor
         self.temporal_patch = temporal_patch
@@ -151,9 +153,13 @@ class FrameLoader:
         self.fallback = fallback
         self.overlay = overlay or Overlay()
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.time_limit = time_limit
 
     def _times_fn(self, timeline: VideoTimeline) -> list[float]:
         return sample_times(timeline.num_frames, timeline.duration, self.sampling, self.temporal_patch)
+
+    def _size(self, height: int, width: int) -> tuple[int, int]:
+        return resized_hw(height, width, self.sampling, self.size_factor)  # display size: widened, never squeezed
 
     def cache_key(self, path: Path, srt_path: str | None) -> str:
         """Key over the decoding rules (:data:`FRAME_CACHE_VERSION`), the file identity (path, size, mtime), the
@@ -176,9 +182,11 @@ class FrameLoader:
         return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def _decode(self, path: Path, srt_path: str | None) -> Frames:
-        dec: DecodedVideo = decode_video(path, self._times_fn, self.backend, self.fallback)
-        hw = resized_hw(*dec.display_hw, self.sampling, self.size_factor)  # non-square pixels widened, never squeezed
-        frames = resize_frames(dec.frames, hw)
+        # Each frame comes at the returned size as it is decoded: a sample's memory is bounded by what it returns.
+        dec: DecodedVideo = decode_video(
+            path, self._times_fn, self.backend, self.fallback, size=self._size, time_limit=self.time_limit
+        )
+        frames = torch.from_numpy(dec.frames).permute(0, 3, 1, 2).contiguous()  # [T, 3, H, W]
         out = Frames(frames, dec.times, dec.duration, dec.backend)
         if self.overlay.enabled:
             out.frames = burn_overlay(out.frames, out.times, self.overlay, srt_path)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_videor2.data import decoding  # noqa: E402  (light: the decoding process imports this module too)
+from lit_videor2.data import decode_process, decoding  # noqa: E402  (light: the decoding process imports them too)
 from lit_videor2.data.sampling import FrameSampling  # noqa: E402
 
 SFT = FrameSampling(fps=1.0, max_frames=128)
@@ -64,7 +64,7 @@ METHODS = ["data path", "plain decode", "data path, torchcodec", "data path, dec
 def make_clip(name: str, workdir: Path) -> Path:
     """The row's clip (made once). ``phone-4k``: frames 1/30-3/30 s apart, shown turned 90 degrees clockwise (the
     ``tkhd`` matrix a phone writes; Debian's FFmpeg 5.1 cannot write it, so it is patched in), a 440 Hz AAC track."""
-    from tests.video_matrix import clockwise_matrix, set_display_matrix
+    from bench.video_matrix import clockwise_matrix, set_display_matrix
 
     path = workdir / f"{name}.mp4"
     if not path.is_file():
@@ -169,7 +169,7 @@ def measure(method: str, path: str, row: str) -> dict:
         frames = plain_decode(path, wanted, scan.keyframes.tolist(), scan.index, hw)
         seconds = time.perf_counter() - t
         return {"seconds": seconds, "growth": peak() - base, "frames": len(frames)}
-    proc = decoding._decoder_process()
+    proc = decode_process.decoder_process()
     child_base = proc.run(child_reset, (), (), 300, path)  # starts the decoding process, imports done
     base = reset_peak()
     t = time.perf_counter()

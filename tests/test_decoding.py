@@ -218,6 +218,16 @@ def test_the_callbacks_run_in_the_caller_under_a_time_limit(synth_dir, synth_rec
         decode_video(path, _default_times, size=refuse, time_limit=LIMIT)
 
 
+def test_relative_paths_resolve_in_the_callers_current_folder(synth_dir, synth_records, monkeypatch):  # noqa: F811
+    """The decoding process outlives a change of the caller's working folder (a test's chdir, a user's script): a
+    relative path is read from the folder the caller is in now, not the one the process started in."""
+    video = synth_dir / synth_records[0]["video"]
+    first = decode_video(video, _default_times, time_limit=LIMIT)  # the decoding process starts here
+    monkeypatch.chdir(video.parent)
+    again = decode_video(video.name, _default_times, time_limit=LIMIT)
+    assert np.array_equal(again.frames, first.frames) and again.indices == first.indices
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_training_goes_on_past_a_decode_stuck_in_native_code(
     synth_dir,  # noqa: F811

@@ -72,7 +72,8 @@ class DecoderProcess:
             self.stop()
             self._start()
         assert self.conn is not None and self.proc is not None
-        self.conn.send((fn, args, [c is not None for c in callbacks]))
+        # with this process's working folder: relative paths resolve as they would here (the caller may have moved)
+        self.conn.send((fn, args, [c is not None for c in callbacks], os.getcwd()))
         # The child acknowledges once it has unpickled the request (importing what the functions need): the limit
         # counts the decode, not a cold interpreter's imports (bounded apart).
         if not self.conn.poll(max(limit, STARTUP_LIMIT)) or self._reply() != ("started", None):
@@ -169,7 +170,7 @@ def _serve(fd: int, parent: int) -> None:
     conn = Connection(fd)
     while True:
         try:
-            fn, args, have = conn.recv()
+            fn, args, have, cwd = conn.recv()
         except (EOFError, OSError):
             return
         except Exception as e:  # noqa: BLE001 - a request that does not unpickle here (a module missing)
@@ -178,6 +179,7 @@ def _serve(fd: int, parent: int) -> None:
             continue
         conn.send(("started", None))
         try:
+            os.chdir(cwd)
             reply = ("ok", fn(*args, *(_Callback(conn, k) if h else None for k, h in enumerate(have))))
         except Exception as e:  # noqa: BLE001 - the caller raises it
             reply = ("error", e)

@@ -2,11 +2,13 @@
 
 Runs ``configs/demo/grpo.yaml`` (the demo's GRPO stage, from ``models/demo-sft``) once per seed and variant:
 
-* ``gated_tar``: accuracy + format + gated temporal alignment reward (TAR), all weight 1 (the Video-R2 set);
-* ``acc_format``: accuracy + format only (the TAR weight is 0: it is still computed and logged, never rewarded);
-* ``checked_tar`` (opt-in, ``--variants gated_tar acc_format checked_tar``): as ``gated_tar`` with the checked
-  temporal alignment reward (``TemporalAlignmentReward(rule="checked")``: the window of the clip's length, no match
-  across a closed-attribute contradiction), so the reference TAR is its ablation row.
+* ``checked_tar``: the demo's rewards as the config gives them: accuracy + format + the gated, *checked* temporal
+  alignment reward (``TemporalAlignmentReward(rule="checked")``: a time window of the clip's length, no match
+  across a closed-attribute contradiction), all weight 1;
+* ``gated_tar``: the same with the reference's temporal alignment reward (``rule="reference"``: ±2 s, MiniLM
+  cosine ≥ 0.75), the Video-R2 set: the ablation row that shows what the check does;
+* ``acc_format`` (opt-in, ``--variants checked_tar gated_tar acc_format``): accuracy + format only (the TAR weight
+  is 0: it is still computed and logged, never rewarded).
 
 The tables also give claim truth (``claims_true``: the share of all timestamped claims true against the ground
 truth; ``claims_complete``: true and stating every attribute the truth states, on the demo time, colour and shape;
@@ -20,10 +22,12 @@ depends on the thread count). The script writes a Markdown table (``<out>/ablati
 spread over seeds after GRPO, the lowest TAC agreement seen during each run, then every run) and a PNG of the
 validation curves.
 
-``--check-lift D`` also prints, per seed of the ``gated_tar`` runs, PASS when the greedy validation accuracy after
-GRPO exceeds the SFT model's by at least ``D`` at the training layout and, at every other validated layout, is no
-more than ``--max-drop`` below the SFT model's with a format of at least ``--min-format`` (``bench/demo_lift.py`` is
-this check with the demo's settings, at 1 and 2 threads).
+``--check-lift D`` also prints, per seed of the ``--check-variant`` runs (default ``checked_tar``), PASS when, at the
+training layout, the greedy validation accuracy after GRPO exceeds the SFT model's by at least ``D``, at least
+``--min-claims`` of all timestamped claims are true and that share rose by at least ``--min-claims-lift``, and at
+least ``--min-with-claim`` of completions carry a claim; at every other validated layout accuracy stays within
+``--max-drop`` of the SFT model's with a format of at least ``--min-format`` (``bench/demo_lift.py`` is this check
+with the demo's settings, for the demo's reward and the reference TAR).
 
 Usage (from the repository root; the demo data, tiny model and SFT model are made first when missing)::
 
@@ -53,13 +57,17 @@ VARIANTS = {
     "acc_format": {"accuracy": 1.0, "format": 1.0, "temporal": 0.0},
     "checked_tar": {"accuracy": 1.0, "format": 1.0, "temporal": 1.0},
 }
-DEFAULT_VARIANTS = ("gated_tar", "acc_format")
+DEFAULT_VARIANTS = ("checked_tar", "gated_tar")
 #: Variants whose temporal reward is not the config's: the rewards block written to the run folder and passed after it.
 REWARDS = {
-    "checked_tar": {
+    "gated_tar": {
         "accuracy": {"class_path": "lit_videor2.rewards.AccuracyReward"},
         "format": {"class_path": "lit_videor2.rewards.FormatReward"},
-        "temporal": {"class_path": "lit_videor2.rewards.TemporalAlignmentReward", "init_args": {"rule": "checked"}},
+        # every checked-only option named: a YAML override merges into the config's init_args
+        "temporal": {
+            "class_path": "lit_videor2.rewards.TemporalAlignmentReward",
+            "init_args": {"rule": "reference", "complete": False},
+        },
     }
 }
 METRICS = (
@@ -177,7 +185,7 @@ def report(out: Path, seeds: list[int], plot: Path | None, threads: int) -> str:
     present = [v for v in VARIANTS if v in DEFAULT_VARIANTS or all(_done(out, v, s, threads) for s in seeds)]
     curves = {v: {s: read_curve(run_folder(out, v, s, threads)) for s in seeds} for v in present}
     results = {v: {s: (c[0], c[-1]) for s, c in curves[v].items()} for v in present}
-    start = next(iter(results["gated_tar"].values()))[0]
+    start = next(iter(results[present[0]].values()))[0]
     metrics = list(METRICS) + [f"{name}/{m}" for name in other_layouts([start]) for m in ("accuracy", "format")]
     labels = {**LABELS, **{m: f"{m.split('/')[0]} {LABELS[m.split('/')[1]]}" for m in metrics if "/" in m}}
     head = "| model | n | " + " | ".join(labels[m] for m in metrics) + " | lowest TAC agree % during the run |"
@@ -248,28 +256,46 @@ def _plot(curves, seeds, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def check_lift(out: Path, seeds: list[int], delta: float, threads: int, max_drop: float, min_format: float) -> bool:
-    """PASS/FAIL per seed of the ``gated_tar`` runs: greedy validation accuracy after GRPO − the SFT model's ≥ ``delta``
-    at the training layout (``val/*``); at every other validated layout (``val/<name>/*``) GRPO at most ``max_drop``
-    below the SFT model and its format ≥ ``min_format`` (fractions)."""
+def check_lift(
+    out: Path,
+    seeds: list[int],
+    delta: float,
+    threads: int,
+    max_drop: float,
+    min_format: float,
+    variant: str = "checked_tar",
+    min_claims: float = 0.5,
+    min_claims_lift: float = 0.25,
+    min_with_claim: float = 0.95,
+) -> bool:
+    """PASS/FAIL per seed of the ``variant`` runs (fractions throughout). At the training layout (``val/*``): greedy
+    validation accuracy after GRPO − the SFT model's ≥ ``delta``; the share of all timestamped claims that are true
+    and state every attribute their ground truth states (``claims_complete``: on the demo, the time, the colour and
+    the shape, all right) ≥ ``min_claims`` and ≥ the SFT model's + ``min_claims_lift``; completions with a claim ≥
+    ``min_with_claim``. At every other validated layout (``val/<name>/*``): accuracy at most ``max_drop`` below the
+    SFT model's and format ≥ ``min_format``; its claim truth is printed beside."""
     ok = True
     for s in seeds:
-        curve = read_curve(run_folder(out, "gated_tar", s, threads))
+        curve = read_curve(run_folder(out, variant, s, threads))
         first, last = curve[0], curve[-1]
         lift = (last["accuracy"] - first["accuracy"]) / 100
         se = math.hypot(first["accuracy_se"], last["accuracy_se"]) / 100
-        passed = lift >= delta
+        c0, c1, with_claim = first["claims_complete"] / 100, last["claims_complete"] / 100, last["with_claim"] / 100
+        passed = lift >= delta and c1 >= min_claims and c1 - c0 >= min_claims_lift and with_claim >= min_with_claim
         line = (
-            f"threads {threads} seed {s}: SFT {first['accuracy'] / 100:.3f} -> GRPO {last['accuracy'] / 100:.3f} on "
-            f"{int(last['n'])} clips, lift {lift:+.3f} (± {se:.3f}) {'PASS' if passed else 'FAIL'} (needs ≥ {delta})"
+            f"{variant} threads {threads} seed {s}: accuracy SFT {first['accuracy'] / 100:.3f} -> GRPO "
+            f"{last['accuracy'] / 100:.3f} on {int(last['n'])} clips, lift {lift:+.3f} (± {se:.3f}); claims true and complete "
+            f"{c0:.3f} -> {c1:.3f}, with a claim {with_claim:.3f} {'PASS' if passed else 'FAIL'} (needs lift ≥ "
+            f"{delta}, claims true ≥ {min_claims} and ≥ SFT + {min_claims_lift}, with a claim ≥ {min_with_claim})"
         )
         for name in other_layouts(curve):
             a0, a1, fmt = first[f"{name}/accuracy"] / 100, last[f"{name}/accuracy"] / 100, last[f"{name}/format"] / 100
             good = a1 - a0 >= -max_drop and fmt >= min_format
             passed &= good
+            k0, k1 = (first.get(f"{name}/claims_complete", math.nan) / 100, last.get(f"{name}/claims_complete", math.nan) / 100)
             line += (
-                f"; {name}: SFT {a0:.3f} -> GRPO {a1:.3f}, format {fmt:.3f} {'PASS' if good else 'FAIL'} "
-                f"(needs ≥ SFT − {max_drop}, format ≥ {min_format})"
+                f"; {name}: accuracy {a0:.3f} -> {a1:.3f}, claims true {k0:.3f} -> {k1:.3f}, format {fmt:.3f} "
+                f"{'PASS' if good else 'FAIL'} (needs accuracy ≥ SFT − {max_drop}, format ≥ {min_format})"
             )
         ok &= passed
         print(line)
@@ -286,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads per run")
     p.add_argument("--plot", type=Path, default=None, help="PNG of the ablation (e.g. docs/images/ablation.png)")
     p.add_argument("--check-lift", type=float, default=None, help="print PASS/FAIL per seed for this accuracy lift")
+    p.add_argument("--check-variant", default="checked_tar", choices=list(VARIANTS), help="--check-lift: runs checked")
+    p.add_argument("--min-claims", type=float, default=0.5, help="--check-lift: lowest claims true after GRPO")
+    p.add_argument("--min-claims-lift", type=float, default=0.25, help="--check-lift: lowest rise of claims true")
+    p.add_argument("--min-with-claim", type=float, default=0.95, help="--check-lift: lowest share with a claim")
     p.add_argument("--max-drop", type=float, default=0.05, help="--check-lift: largest drop at other layouts")
     p.add_argument("--min-format", type=float, default=0.95, help="--check-lift: lowest format at other layouts")
     p.add_argument("--report-only", action="store_true", help="only tabulate finished runs")
@@ -298,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     if set(DEFAULT_VARIANTS) <= set(args.variants):
         print(report(args.out, args.seeds, args.plot, args.threads))
     if args.check_lift is not None:
-        ok = check_lift(args.out, args.seeds, args.check_lift, args.threads, args.max_drop, args.min_format)
+        ok = check_lift(
+            args.out, args.seeds, args.check_lift, args.threads, args.max_drop, args.min_format,
+            args.check_variant, args.min_claims, args.min_claims_lift, args.min_with_claim,
+        )  # fmt: skip
         return 0 if ok else 1
     return 0
 

@@ -46,6 +46,7 @@ __all__ = [
     "claim_summary",
     "claim_verdicts",
     "contradictions",
+    "states_all",
     "time_tolerance",
     "video_duration",
 ]
@@ -287,6 +288,19 @@ def agreements(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozenset[s
     return [a for a in ATTRIBUTES if a != "negation" and pred.get(a) and ref.get(a) and a not in bad]
 
 
+def states_all(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozenset[str]]) -> bool:
+    """The claim states every attribute the ground truth states (negation aside), each object class at least as
+    specifically: "a red shape" does not state "a red square" fully, "a red square" does."""
+    for attr, values in ref.items():
+        if attr == "negation":
+            continue
+        if not pred.get(attr):
+            return False
+        if attr == "object" and not all(any(r in _ancestors(q) for q in pred[attr]) for r in values):
+            return False
+    return True
+
+
 # ----------------------------------------------------------------------------------------------- time
 
 
@@ -377,7 +391,7 @@ def verdict_of(pred: Claim, ref: Sequence[Claim], pad_s: float) -> ClaimVerdict:
         # the most specific agreement: the ground truth sharing the most stated attributes, then the nearest
         r, ra = max(agreeing, key=lambda x: (len(agreements(attrs, x[1])), -_distance(pred, x[0])))
         verdict, truth = "true", r
-        complete = all(a in attrs for a in ra if a != "negation")
+        complete = states_all(attrs, ra)
     elif judged and all(contradictions(attrs, ra) for _, ra in judged):
         r, ra = min(judged, key=lambda x: (len(contradictions(attrs, x[1])), _distance(pred, x[0])))
         verdict, truth, contra = "contradicted", r, tuple(contradictions(attrs, ra))

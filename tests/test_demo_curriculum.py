@@ -148,3 +148,34 @@ def test_stale_demo_folder_is_named(colour_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="lit_videor2.demo.assets"):
         cb.prepare()
     assert caplog.text == ""
+
+
+def test_appear_kinds_ask_for_the_shape_and_the_second_and_their_targets_are_true_claims(tmp_path):
+    """The claims demo's three kinds on the same one-shape clips, at the demo's 84-pixel frames."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    from lit_videor2.claims import claim_summary, claim_verdicts
+
+    kinds = ("appear_colour", "appear_shape", "appear_when")
+    generate_dataset(tmp_path, num_train=30, num_val=3, seed=2, size=(84, 84), question_kinds=kinds)
+    records = json.loads((tmp_path / "train.json").read_text())
+    assert [r["question_kind"] for r in records[:3]] == list(kinds)
+    for r in records:
+        (track,) = r["scene"]["tracks"]
+        t, colour, shape = track["appear"], track["colour"], track["shape"]
+        target = r["conversations"][1]["value"]
+        if r["question_kind"] == "appear_shape":
+            assert r["options"] == ["A. circle", "B. square", "C. triangle"]
+            assert r["answer"] == "ABC"["circle square triangle".split().index(shape)]
+        elif r["question_kind"] == "appear_when":
+            assert r["options"] == ["A. 00:01", "B. 00:02", "C. 00:03"] and r["answer"] == "ABC"[t - 1]
+            assert "00:0" not in extract_think(target).split(".", 1)[1]  # the time is said once, in the claim
+        assert extract_answer(target) == r["answer"]
+        # the SFT target's evidence is one true claim stating the time, the colour and the shape
+        summary = claim_summary(claim_verdicts(target, r["temporal_grounding"], duration=r["duration"]))
+        assert (summary["n"], summary["true"], summary["complete"]) == (1, 1, 1), (target, summary)
+        # 84 px at the demo's 7,056 pixels stays 84 px, so each 28-px video token (14-px patches merged 2 x 2)
+        # is one cell of the 3 x 3 grid: the shape's pixels lie inside one token
+        assert smart_resize(84, 84, factor=28, min_pixels=7056, max_pixels=7056) == (84, 84)
+        lit = np.argwhere(render_frame(Scene.from_dict(r["scene"]), t + 0.5).max(axis=2) > 60)
+        assert set(map(tuple, lit // 28)) == {tuple(track["cell"])}

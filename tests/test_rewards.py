@@ -412,6 +412,22 @@ def test_checked_reward_option_uses_duration_and_frame_times():
         TemporalAlignmentReward(embedder=Fixed(), rule="checked", pad_per_s=-1.0)
 
 
+def test_checked_reward_complete_refuses_a_claim_that_leaves_out_an_attribute_of_its_truth():
+    ref = {"00:02": "A red circle appears."}
+    completions = [
+        W(f"At 00:02 a {what} appears. So the answer is B.", "B")
+        for what in ("red circle", "red shape", "circle", "blue circle", "red round shape")
+    ]
+    cols = dict(id=["r"] * 5, temporal_grounding=[ref] * 5, options=[["A. x", "B. y"]] * 5, question=["q"] * 5)
+    checked = TemporalAlignmentReward(embedder=Fixed(), rule="checked")
+    complete = TemporalAlignmentReward(embedder=Fixed(), rule="checked", complete=True)
+    # vague claims ("shape" for "circle") are true, nothing contradicted: the checked rule pays them, complete does not
+    assert checked(completions, duration=[4.0] * 5, **cols) == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert complete(completions, duration=[4.0] * 5, **cols) == [1.0, 0.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="complete"):
+        TemporalAlignmentReward(embedder=Fixed(), complete=True)  # the reference rule has no such option
+
+
 def test_checked_reward_asks_a_verifier_only_where_the_vocabulary_cannot_decide():
     from lit_videor2.judges.llm import LLMJudge
 

@@ -38,6 +38,7 @@ class PrepareDemoAssets(L.Callback):
         hidden_size: int = 128,
         layers: int = 2,
         question_kinds: list[str] | None = None,
+        size: int = 64,
         sft_model_dir: str | None = None,
         sft_config: str = "configs/demo/sft.yaml",
         sft_checkpoint: str = "runs/demo-sft/checkpoints/last.ckpt",
@@ -53,7 +54,10 @@ class PrepareDemoAssets(L.Callback):
             hidden_size: Tiny model width.
             layers: Tiny model decoder layers.
             question_kinds: Question kinds to generate (None: the default kinds, :data:`QUESTION_KINDS`; the demo
-                configs ask for ``[appear_colour]``).
+                configs ask for the three ``appear_*`` kinds).
+            size: Frame side of the synthetic clips in pixels (square). The demo uses 84: with the Qwen-VL patch
+                of 14 px merged 2 × 2, each 28-px video token then covers exactly one cell of the scene's 3 × 3
+                grid (``docs/demo.md``).
             sft_model_dir: For the GRPO demo: the SFT-trained model folder. When missing, the SFT demo
                 (``sft_config``) is run in a subprocess and its checkpoint exported here (None: not needed).
             sft_config: Config of the SFT stage that makes ``sft_model_dir``.
@@ -62,6 +66,7 @@ class PrepareDemoAssets(L.Callback):
         self.data_dir, self.model_dir, self.arch = data_dir, model_dir, arch
         self.num_train, self.num_val, self.seed = num_train, num_val, seed
         self.hidden_size, self.layers, self.question_kinds = hidden_size, layers, question_kinds
+        self.size = size
         self.sft_model_dir, self.sft_config, self.sft_checkpoint = sft_model_dir, sft_config, sft_checkpoint
 
     def prepare(self) -> None:
@@ -75,6 +80,7 @@ class PrepareDemoAssets(L.Callback):
                 num_val=self.num_val,
                 seed=self.seed,
                 question_kinds=tuple(self.question_kinds or QUESTION_KINDS),
+                size=(self.size, self.size),
             )
         if self.model_dir and not (Path(self.model_dir) / "config.json").is_file():
             log.info("writing tiny %s model to %s", self.arch, self.model_dir)
@@ -92,6 +98,7 @@ class PrepareDemoAssets(L.Callback):
                 "num_train": self.num_train,
                 "num_val": self.num_val,
                 "question_kinds": list(self.question_kinds or QUESTION_KINDS),
+                "size": [self.size, self.size],
             },
             Path(self.model_dir or "") / "tiny_model.json": {"hidden_size": self.hidden_size, "layers": self.layers},
         }

@@ -18,6 +18,10 @@ Question kinds (:data:`QUESTION_KINDS`):
   FIXED order (the first four colours of the palette, ``A. red`` … ``D. yellow``). The easiest kind: a tiny
   model learns it in a few hundred SFT steps, which makes it the demo's curriculum (``docs/demo.md``). Not in
   the default kinds.
+* ``appear_shape`` / ``appear_when`` — "What shape appears?" (``A. circle`` … ``C. triangle``) and "At what second
+  does the shape appear?" (``A. 00:01`` … ``C. 00:03``) on the same one-shape clips, options in a fixed order:
+  the answer needs the claim's shape or its second, so accuracy pays for reading them (the claims demo mixes
+  the three ``appear_*`` kinds, ``docs/demo.md``).
 
 The scenes themselves (shapes, events, frames, MP4s) are :mod:`lit_videor2.demo.synthetic_scenes`.
 Everything is a pure function of the seed: the same arguments give byte-identical JSON and identical
@@ -49,9 +53,11 @@ from lit_videor2.demo.synthetic_scenes import (
 GENERATOR_VERSION = "1"
 QUESTION_KINDS = ("order", "what_at", "when", "when_mc", "count")
 """The default question kinds (round robin over multi-shape scenes)."""
-EXTRA_KINDS = ("appear_colour",)
+EXTRA_KINDS = ("appear_colour", "appear_shape", "appear_when")
 """Kinds generated only when asked for (their own scenes)."""
 ALL_KINDS = QUESTION_KINDS + EXTRA_KINDS
+SINGLE_SHAPE_KINDS = EXTRA_KINDS
+"""Kinds asked of one-shape, 4-second clips (:func:`single_shape_scene`)."""
 NUM_OPTIONS = 4
 LETTERS = "ABCDEFGH"
 _SPLIT_CODES = {"train": 0, "val": 1}
@@ -163,6 +169,20 @@ def make_question(
         cited = [e]
         question = "What colour is the shape that appears?"
         conclusion = f"The {colour} option is {answer}."
+    elif kind in ("appear_shape", "appear_when"):
+        # Same single-shape scenes as appear_colour; the answer needs the claim's shape or its second.
+        e = appears[0]
+        if kind == "appear_shape":
+            value, fixed, question = scene.tracks[e.track].shape, [str(s) for s in shapes], "What shape appears?"
+        else:
+            value = format_timestamp(e.start)
+            fixed = [format_timestamp(s) for s in range(1, scene.duration)]
+            question = "At what second does the shape appear?"
+        answer = LETTERS[fixed.index(value)]
+        options = [f"{LETTERS[j]}. {c}" for j, c in enumerate(fixed)]
+        cited = [e]
+        # Not "The 00:02 option is B.": a second mention of the claim's time would be a claim of its own.
+        conclusion = f"The {value} option is {answer}." if kind == "appear_shape" else f"That time is option {answer}."
     elif kind == "count":
         cited = appears
         answer = str(len(appears))
@@ -225,7 +245,7 @@ def generate_split(
     for i in range(num):
         clip_seed = [seed, _SPLIT_CODES.get(split, len(_SPLIT_CODES)), i]
         kind = question_kinds[i % len(question_kinds)]
-        if kind == "appear_colour":
+        if kind in SINGLE_SHAPE_KINDS:
             scene = single_shape_scene(clip_seed, fps=fps, size=size, colours=colours[:NUM_OPTIONS], shapes=shapes)
         else:
             scene = scene_from_seed(

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import torch
 
-from lit_videor2.claims import PAD_PER_S, agreements, claim_attributes, contradictions, time_tolerance
+from lit_videor2.claims import PAD_PER_S, agreements, claim_attributes, contradictions, states_all, time_tolerance
 from lit_videor2.rewards.base import Reward, resolve_reward
 from lit_videor2.rewards.embedding import Embedder, SentenceTransformerEmbedder
 from lit_videor2.rewards.gate import ConsistencyGate
@@ -71,20 +71,27 @@ def temporal_candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: floa
 _attributes = functools.lru_cache(maxsize=1 << 16)(claim_attributes)  # read-only use: never mutate the result
 
 
-def checked_candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float) -> list[list[int]]:
+def checked_candidates(
+    pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float, complete: bool = False
+) -> list[list[int]]:
     """:func:`temporal_candidates` without the reference claims that a predicted claim contradicts on a closed
-    attribute (:func:`lit_videor2.claims.contradictions`)."""
-    return [
-        [j for j in cands if not contradictions(_attributes(p.text), _attributes(ref[j].text))]
-        for p, cands in zip(pred, temporal_candidates(pred, ref, pad_s))
-    ]
+    attribute (:func:`lit_videor2.claims.contradictions`); with ``complete``, also without those stating a closed
+    attribute the predicted claim leaves out ("a shape appears" for "a red square appears")."""
+    out = []
+    for p, cands in zip(pred, temporal_candidates(pred, ref, pad_s)):
+        a = _attributes(p.text)
+        keep = [j for j in cands if not contradictions(a, _attributes(ref[j].text))]
+        out.append([j for j in keep if states_all(a, _attributes(ref[j].text))] if complete else keep)
+    return out
 
 
-def _candidates(pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float, rule: str) -> list[list[int]]:
+def _candidates(
+    pred: Sequence[Claim], ref: Sequence[Claim], pad_s: float, rule: str, complete: bool = False
+) -> list[list[int]]:
     if rule == "reference":
         return temporal_candidates(pred, ref, pad_s)
     if rule == "checked":
-        return checked_candidates(pred, ref, pad_s)
+        return checked_candidates(pred, ref, pad_s, complete)
     raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
 
 
@@ -220,6 +227,10 @@ class TemporalAlignmentReward(Reward):
         verifier: with ``rule="checked"`` only, optional: a judge with ``claims_agree(pairs) -> list[bool]`` (the
             project's HF or OpenAI-compatible judges) asked about the candidate pairs that share no closed attribute
             (the vocabularies cannot decide); one batched call per reward call, answers cached per pair.
+        complete: with ``rule="checked"`` only: a claim matches only a ground truth all of whose closed attributes it
+            states, so a vague claim ("a shape appears") earns nothing where the truth names the colour and object
+            (the claim-truth metric's ``claims_complete``). Off by default; the demo turns it on (``docs/demo.md``:
+            without it, GRPO learned to drop the word it got wrong).
 
     A sample whose ``temporal_grounding`` is None (or a batch without the column) scores None: does not apply.
     """
@@ -239,6 +250,7 @@ class TemporalAlignmentReward(Reward):
         rule: Rule = "reference",
         pad_per_s: float = PAD_PER_S,
         verifier: Any = None,
+        complete: bool = False,
     ) -> None:
         alignment_score(0, 1, 1, score)  # validates ``score``
         if rule not in RULES:
@@ -249,7 +261,10 @@ class TemporalAlignmentReward(Reward):
                 "TemporalAlignmentReward: a verifier needs rule='checked' and a judge with claims_agree(pairs) "
                 f"(lit_videor2.judges.HFJudge or OpenAIJudge); got rule={rule!r}, verifier {type(verifier).__name__}"
             )
+        if complete and rule != "checked":
+            raise ValueError(f"TemporalAlignmentReward: complete=True needs rule='checked', got rule={rule!r}")
         self.rule = rule
+        self.complete = complete
         self.pad_per_s = pad_per_s
         self.verifier = verifier
         self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
@@ -301,7 +316,7 @@ class TemporalAlignmentReward(Reward):
             pred = claims_from_mapping(self.extractor(extract_think(c or "") or ""))
             if pred and ref:
                 pad = _window(self.rule, self.pad_s, self.pad_per_s, durations[i], times[i])
-                jobs.append((i, pred, ref, ref_emb, _candidates(pred, ref, pad, self.rule)))
+                jobs.append((i, pred, ref, ref_emb, _candidates(pred, ref, pad, self.rule, self.complete)))
         if self.verifier is not None:
             jobs = self._verify(jobs)
         texts = sorted({p.text for _, pred, _, _, cands in jobs for p, c in zip(pred, cands) if c})

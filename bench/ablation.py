@@ -3,8 +3,9 @@
 Runs ``configs/demo/grpo.yaml`` (the demo's GRPO stage, from ``models/demo-sft``) once per seed and variant:
 
 * ``checked_tar``: the demo's rewards as the config gives them: accuracy + format + the gated, *checked* temporal
-  alignment reward (``TemporalAlignmentReward(rule="checked")``: a time window of the clip's length, no match
-  across a closed-attribute contradiction), all weight 1;
+  alignment reward (``TemporalAlignmentReward(rule="checked", complete=True)``: a time window of the clip's
+  length, no match across a closed-attribute contradiction, nor for a claim leaving out an attribute of its
+  truth), all weight 1;
 * ``gated_tar``: the same with the reference's temporal alignment reward (``rule="reference"``: ±2 s, MiniLM
   cosine ≥ 0.75), the Video-R2 set: the ablation row that shows what the check does;
 * ``acc_format`` (opt-in, ``--variants checked_tar gated_tar acc_format``): accuracy + format only (the TAR weight

@@ -289,12 +289,9 @@ def agreements(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozenset[s
 
 
 def states_all(pred: Mapping[str, frozenset[str]], ref: Mapping[str, frozenset[str]]) -> bool:
-    """The claim states every attribute the ground truth states (negation aside), each object class at least as
-    specifically: "a red shape" does not state "a red square" fully, "a red square" does."""
+    """The claim states every attribute the truth states (negation aside), objects at least as specifically."""
     for attr, values in ref.items():
-        if attr == "negation":
-            continue
-        if not pred.get(attr):
+        if attr != "negation" and not pred.get(attr):
             return False
         if attr == "object" and not all(any(r in _ancestors(q) for q in pred[attr]) for r in values):
             return False

@@ -293,7 +293,10 @@ def check_lift(
             a0, a1, fmt = first[f"{name}/accuracy"] / 100, last[f"{name}/accuracy"] / 100, last[f"{name}/format"] / 100
             good = a1 - a0 >= -max_drop and fmt >= min_format
             passed &= good
-            k0, k1 = (first.get(f"{name}/claims_complete", math.nan) / 100, last.get(f"{name}/claims_complete", math.nan) / 100)
+            k0, k1 = (
+                first.get(f"{name}/claims_complete", math.nan) / 100,
+                last.get(f"{name}/claims_complete", math.nan) / 100,
+            )
             line += (
                 f"; {name}: accuracy {a0:.3f} -> {a1:.3f}, claims true {k0:.3f} -> {k1:.3f}, format {fmt:.3f} "
                 f"{'PASS' if good else 'FAIL'} (needs accuracy ≥ SFT − {max_drop}, format ≥ {min_format})"

@@ -102,6 +102,11 @@ def _mc(rng: np.random.Generator, correct: str, distractors: Sequence[str]) -> t
     return [f"{LETTERS[j]}. {v}" for j, v in enumerate(values)], letter
 
 
+def _fixed_mc(fixed: Sequence[str], correct: str) -> tuple[list[str], str]:
+    """Options in the given fixed order (``A. red``, ``B. green``, …) and the letter of ``correct``."""
+    return [f"{LETTERS[j]}. {c}" for j, c in enumerate(fixed)], LETTERS[list(fixed).index(correct)]
+
+
 def _pick_event(rng: np.random.Generator, events: Sequence[Event]) -> Event:
     """An event whose kind is drawn uniformly first, so moves and disappearances are asked about as often."""
     kinds = [k for k in _EVENT_VERB if any(e.kind == k for e in events)]
@@ -164,8 +169,7 @@ def make_question(
         fixed = [str(c) for c in colours[:NUM_OPTIONS]]
         if colour not in fixed:
             raise ValueError(f"appear_colour: the shape's colour {colour!r} is not among the options {fixed}")
-        answer = LETTERS[fixed.index(colour)]
-        options = [f"{LETTERS[j]}. {c}" for j, c in enumerate(fixed)]
+        options, answer = _fixed_mc(fixed, colour)
         cited = [e]
         question = "What colour is the shape that appears?"
         conclusion = f"The {colour} option is {answer}."
@@ -178,8 +182,7 @@ def make_question(
             value = format_timestamp(e.start)
             fixed = [format_timestamp(s) for s in range(1, scene.duration)]
             question = "At what second does the shape appear?"
-        answer = LETTERS[fixed.index(value)]
-        options = [f"{LETTERS[j]}. {c}" for j, c in enumerate(fixed)]
+        options, answer = _fixed_mc(fixed, value)
         cited = [e]
         # Not "The 00:02 option is B.": a second mention of the claim's time would be a claim of its own.
         conclusion = f"The {value} option is {answer}." if kind == "appear_shape" else f"That time is option {answer}."

@@ -77,12 +77,14 @@ def checked_candidates(
     """:func:`temporal_candidates` without the reference claims that a predicted claim contradicts on a closed
     attribute (:func:`lit_videor2.claims.contradictions`); with ``complete``, also without those stating a closed
     attribute the predicted claim leaves out ("a shape appears" for "a red square appears")."""
-    out = []
-    for p, cands in zip(pred, temporal_candidates(pred, ref, pad_s)):
-        a = _attributes(p.text)
-        keep = [j for j in cands if not contradictions(a, _attributes(ref[j].text))]
-        out.append([j for j in keep if states_all(a, _attributes(ref[j].text))] if complete else keep)
-    return out
+
+    def keep(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        return not contradictions(a, b) and (not complete or states_all(a, b))
+
+    return [
+        [j for j in cands if keep(_attributes(p.text), _attributes(ref[j].text))]
+        for p, cands in zip(pred, temporal_candidates(pred, ref, pad_s))
+    ]
 
 
 def _candidates(

@@ -164,6 +164,7 @@ def test_appear_kinds_ask_for_the_shape_and_the_second_and_their_targets_are_tru
         (track,) = r["scene"]["tracks"]
         t, colour, shape = track["appear"], track["colour"], track["shape"]
         target = r["conversations"][1]["value"]
+        assert target.startswith(f"<think>At 00:0{t} a {colour} {shape} appears. "), target
         if r["question_kind"] == "appear_shape":
             assert r["options"] == ["A. circle", "B. square", "C. triangle"]
             assert r["answer"] == "ABC"["circle square triangle".split().index(shape)]

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from safetensors.torch import load_file, save_file
 
 from lit_videor2.cli import main
 from lit_videor2.evaluation import PREDICTION_FIELDS, compute_results, finished_ids, merge_part_files, parse_judge
 from lit_videor2.evaluation.predictions import part_file, read_predictions, write_predictions
+from lit_videor2.evaluation.provenance import ResumeMismatch
 from lit_videor2.judges import HFJudge, OpenAIJudge, RuleBasedJudge
 from tests.fixtures import synth_dir, tiny_model_dir  # noqa: F401
 
@@ -112,6 +115,24 @@ def test_test_writes_predictions_tables_and_resumes(tmp_path, synth_dir, tiny_mo
     # resume=false starts over.
     cli = main(["test", "--config", str(cfg), "--model.init_args.resume", "false"])
     assert cli.model.num_generated == 8 and len(read_predictions(pred)) == 8
+
+    # Another model (fine-tuned weights in a folder of the same architecture), same predictions file: refused before
+    # anything is generated or written, instead of reporting the first model's rows as its own. Its own file works.
+    other = shutil.copytree(tiny_model_dir, tmp_path / "other-model")
+    weights = load_file(other / "model.safetensors")
+    assert any(k.endswith("lm_head.weight") for k in weights)
+    weights = {k: v + 1e-3 if k.endswith("lm_head.weight") else v for k, v in weights.items()}
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    before = pred.read_bytes()
+    with pytest.raises(ResumeMismatch, match=f"{pred} holds rows written by another model"):
+        main(["test", "--config", str(cfg), "--model.init_args.policy.path", str(other)])
+    assert pred.read_bytes() == before
+    with pytest.raises(ResumeMismatch, match="other generation settings"):
+        main(["test", "--config", str(cfg), "--model.init_args.generation.max_new_tokens", "4"])
+    own = tmp_path / "eval-other" / "predictions.jsonl"
+    cli = main(["test", "--config", str(cfg), "--model.init_args.policy.path", str(other),
+                "--model.init_args.predictions", str(own)])  # fmt: skip
+    assert cli.model.num_generated == 8 and len(read_predictions(own)) == 8
 
 
 @pytest.mark.slow

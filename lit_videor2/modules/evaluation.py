@@ -9,7 +9,9 @@ are broadcast and logged on every rank (``test/<benchmark>/<metric>``, ``test/<G
 
 Resume: the data module asks :meth:`EvalModule.finished_test_ids` for each benchmark and leaves those records out
 before building the dataset, so finished samples cost neither decoding nor generation. Part files of an
-interrupted run count as finished too. All ranks read the same files, so the predictions folder must be on a
+interrupted run count as finished too. ``<stem>.run.json`` records the model and generation settings that write
+the file; a resume by another model or with other settings stops with an error
+(:mod:`lit_videor2.evaluation.provenance`). All ranks read the same files, so the predictions folder must be on a
 shared file system in multi-node runs.
 
 Departures from the reference evaluation: the reference scores with lmms-eval plus separate LLM-judge scripts; here
@@ -33,6 +35,7 @@ from lit_videor2.evaluation.predictions import (
     part_file,
     write_predictions,
 )
+from lit_videor2.evaluation.provenance import check_identity, run_identity, write_identity
 from lit_videor2.evaluation.tables import ALL_METRICS, compute_results, results_markdown, write_results
 from lit_videor2.judges import Judge, RuleBasedJudge
 from lit_videor2.models.policy import PolicySpec
@@ -83,16 +86,29 @@ class EvalModule(PolicyModule):
         """Ids of ``benchmark`` already evaluated (read once per run); the data module leaves them out."""
         if not self.resume:
             return set()
+        return self._resumable().get(benchmark, set())
+
+    def _resumable(self) -> dict[str, set[str]]:
+        """The finished ids, once checked against ``<stem>.run.json``: rows of another model or other generation
+        settings raise instead of being kept (:mod:`lit_videor2.evaluation.provenance`)."""
         if self._finished is None:
-            self._finished = finished_ids(self.predictions)
-        return self._finished.get(benchmark, set())
+            finished = finished_ids(self.predictions)
+            check_identity(self.predictions, self._identity(), has_rows=any(finished.values()))
+            self._finished = finished
+        return self._finished
+
+    def _identity(self) -> dict[str, Any]:
+        return run_identity(self.policy.path, self.generation)
 
     def on_test_start(self) -> None:
         super().on_test_start()
         self._finalized = False
-        if not self.resume and self.trainer.is_global_zero:
-            for f in [self.predictions, *self.predictions.parent.glob(f"{self.predictions.name}.rank*.part")]:
-                f.unlink(missing_ok=True)
+        if self.trainer.is_global_zero:
+            if not self.resume:
+                for f in [self.predictions, *self.predictions.parent.glob(f"{self.predictions.name}.rank*.part")]:
+                    f.unlink(missing_ok=True)
+            if not self.resume or not any(self._resumable().values()):
+                write_identity(self.predictions, self._identity())  # a new file: record who writes it
         self.trainer.strategy.barrier("eval-start")
         self.model.eval()
         log.info("test generation settings: %s", self.generation)

@@ -24,21 +24,23 @@ from lit_videor2.rewards.accuracy import infer_problem_type
 
 
 class BagOfWords(Embedder):
-    """Deterministic embedder: normalised word counts, so cosine = word overlap. Counts its calls."""
+    """Deterministic embedder: normalised word counts, so cosine = word overlap. Counts its calls.
+
+    Each word gets its own dimension, in the order first seen by this instance (no hashing: Python's string hash
+    changes per process, and two words sharing a bucket made overlaps flaky)."""
 
     def __init__(self):
         self.calls, self.sentences = 0, 0
+        self.vocab: dict[str, int] = {}
 
     def encode(self, sentences):
         self.calls += 1
         self.sentences += len(sentences)
-        vocab = sorted({w for s in sentences for w in re.findall(r"\w+", s.lower())} | {"<pad>"})
-        index = {w: i for i, w in enumerate(vocab)}
         out = torch.zeros(len(sentences), 4096)
         for row, s in enumerate(sentences):
             for w in re.findall(r"\w+", s.lower()):
-                out[row, hash(w) % 4096] += 1.0
-        return torch.nn.functional.normalize(out, dim=-1) if len(index) else out
+                out[row, self.vocab.setdefault(w, len(self.vocab))] += 1.0
+        return torch.nn.functional.normalize(out, dim=-1)
 
 
 def W(think: str, answer: str) -> str:

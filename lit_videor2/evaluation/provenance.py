@@ -19,11 +19,11 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from lit_videor2.errors import UserError
+from lit_videor2.evaluation.predictions import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,13 @@ def model_fingerprint(path: str | Path) -> str:
 
 
 def run_identity(policy_path: str | Path, generation: Any) -> dict[str, Any]:
-    """What decides a predictions file's completions: the model's fingerprint and the generation settings."""
-    settings = dataclasses.asdict(generation) if dataclasses.is_dataclass(generation) else dict(generation)
-    return {"policy": str(policy_path), "model": model_fingerprint(policy_path), "generation": settings}
+    """What decides a predictions file's completions: the model's fingerprint and the generation settings (a
+    :class:`~lit_videor2.rollout.engine.GenerationSettings`)."""
+    return {
+        "policy": str(policy_path),
+        "model": model_fingerprint(policy_path),
+        "generation": dataclasses.asdict(generation),
+    }
 
 
 def check_identity(predictions: str | Path, identity: dict[str, Any], has_rows: bool) -> None:
@@ -104,9 +108,7 @@ def check_identity(predictions: str | Path, identity: dict[str, Any], has_rows: 
 
 
 def write_identity(predictions: str | Path, identity: dict[str, Any]) -> None:
-    """Write ``<stem>.run.json`` whole or not at all (temporary file, then an atomic rename)."""
+    """Write ``<stem>.run.json`` whole or not at all (:func:`~lit_videor2.evaluation.predictions.atomic_write_text`)."""
     record = identity_file(predictions)
     record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(identity, indent=1) + "\n")
-    os.replace(tmp, record)
+    atomic_write_text(record, json.dumps(identity, indent=1) + "\n")
